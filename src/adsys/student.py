@@ -1,0 +1,72 @@
+"""Write student versions of the labs: every gated solution replaced by a blank cell.
+
+A lab marks a solution with two markdown cells, ```{solution-start} label```
+and ```{solution-end}```; the code cells between them are the solution. The
+student notebook keeps the exercise text and the auto-check cell after the
+solution, and puts an empty answer cell where the solution was.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+START = re.compile(r"^```{solution-start}", re.MULTILINE)
+END = re.compile(r"^```{solution-end}", re.MULTILINE)
+PLACEHOLDER = "# Your answer here: replace each ... and run the check below.\n"
+
+
+def _is(cell: nbformat.NotebookNode, marker: re.Pattern) -> bool:
+    return cell.cell_type == "markdown" and bool(marker.search(cell.source))
+
+
+def strip_solutions(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Return a copy of ``notebook`` with solutions replaced by placeholder cells."""
+    kept, inside, solution_lines = [], False, []
+    for cell in notebook.cells:
+        if _is(cell, START):
+            if inside:
+                raise ValueError("notebook has a solution-start inside another solution")
+            inside, solution_lines = True, []
+        elif _is(cell, END):
+            if not inside:
+                raise ValueError("notebook has a solution-end without a solution-start")
+            inside = False
+            kept.append(nbformat.v4.new_code_cell(PLACEHOLDER + "".join(solution_lines)))
+        elif inside:
+            if cell.cell_type == "code":
+                solution_lines += _blank_assignments(cell.source)
+        else:
+            kept.append(cell)
+    if inside:
+        raise ValueError("notebook has a solution-start without a solution-end")
+    student = nbformat.v4.new_notebook(metadata=notebook.metadata)
+    student.cells = kept
+    for cell in student.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return student
+
+
+def _blank_assignments(source: str) -> list[str]:
+    """Keep the top-level names a solution assigns, each set to ``...``."""
+    names = re.findall(r"^([A-Za-z_][A-Za-z_0-9]*)\s*=(?!=)", source, flags=re.MULTILINE)
+    return [f"{name} = ...\n" for name in dict.fromkeys(names)]
+
+
+def write_student_notebooks(source_dir: str | Path, out_dir: str | Path) -> list[Path]:
+    """Convert every lab source (``NN_*.py``) in ``source_dir`` into ``out_dir``."""
+    source_dir, out_dir = Path(source_dir), Path(out_dir)
+    labs = sorted(source_dir.glob("[0-9][0-9]_*.py"))
+    if not labs:
+        raise ValueError(f"source_dir {source_dir} holds no lab sources (NN_name.py)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for lab in labs:
+        target = out_dir / lab.with_suffix(".ipynb").name
+        nbformat.write(strip_solutions(jupytext.read(lab)), target)
+        written.append(target)
+    return written

@@ -1,0 +1,51 @@
+"""Input checks shared by every public function: errors name the bad parameter."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def as_1d(name: str, values, dtype=float) -> np.ndarray:
+    """Return ``values`` as a non-empty 1-D array, or raise naming ``name``."""
+    array = np.asarray(values, dtype=dtype)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"{name} must not be empty")
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must hold finite numbers (no NaN or inf)")
+    return array
+
+
+def check_same_length(**arrays: np.ndarray) -> None:
+    """Raise if the named arrays differ in length."""
+    lengths = {name: len(a) for name, a in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{n} has {k}" for n, k in lengths.items())
+        raise ValueError(f"arrays must have the same length: {shown}")
+
+
+def check_probabilities(name: str, p: np.ndarray) -> np.ndarray:
+    """Raise unless every value of ``p`` lies in [0, 1]."""
+    if np.any((p < 0) | (p > 1)):
+        raise ValueError(f"{name} must lie in [0, 1]; got values from {p.min():g} to {p.max():g}")
+    return p
+
+
+def check_labels(name: str, y: np.ndarray) -> np.ndarray:
+    """Raise unless every value of ``y`` is 0 or 1; return it as an int array."""
+    if not np.all((y == 0) | (y == 1)):
+        bad = np.unique(y[(y != 0) & (y != 1)])[:5]
+        raise ValueError(f"{name} must hold only 0 and 1; found {bad.tolist()}")
+    return y.astype(np.int8)
+
+
+def check_range(name: str, value: float, low: float, high: float,
+                low_open: bool = False, high_open: bool = False) -> float:
+    """Raise unless ``low <= value <= high`` (ends open where asked)."""
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if not np.isfinite(value) or too_low or too_high:
+        left, right = ("(" if low_open else "["), (")" if high_open else "]")
+        raise ValueError(f"{name} must be in {left}{low}, {high}{right}; got {value!r}")
+    return value
