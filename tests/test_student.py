@@ -1,0 +1,89 @@
+"""The student-notebook command removes solutions and keeps everything else."""
+
+from __future__ import annotations
+
+import jupytext
+import nbformat
+import pytest
+
+from adsys.__main__ import NOTEBOOKS, main
+from adsys.checks import CheckFailed, as_number, require_answer
+from adsys.student import strip_solutions, write_student_notebooks
+
+LAB = """# %% [markdown]
+# ```{exercise} Sum
+# :label: ex-sum
+# Add the numbers.
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-sum
+# :class: dropdown
+# ```
+
+# %%
+total = 1 + 2
+half = total / 2
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %%
+check(total)
+"""
+
+
+def lab(text: str = LAB) -> nbformat.NotebookNode:
+    return jupytext.reads(text, fmt="py:percent")
+
+
+def test_solution_code_is_replaced_by_blank_assignments():
+    student = strip_solutions(lab())
+    sources = [c.source for c in student.cells]
+    assert not any("1 + 2" in s or "solution-start" in s or "solution-end" in s
+                   for s in sources)
+    assert "{exercise}" in sources[0] and sources[-1] == "check(total)"
+    placeholder = sources[1]
+    assert "total = ...\n" in placeholder and "half = ...\n" in placeholder
+
+
+@pytest.mark.parametrize("broken, message", [
+    (LAB.replace("# ```{solution-end}\n", "# end\n"), "without a solution-end"),
+    (LAB.replace("# ```{solution-start} ex-sum\n", "# start\n"), "without a solution-start"),
+])
+def test_unbalanced_markers_are_an_error(broken, message):
+    with pytest.raises(ValueError, match=message):
+        strip_solutions(lab(broken))
+
+
+def test_command_writes_student_notebooks(tmp_path, capsys):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "01_demo.py").write_text(LAB)
+    assert main(["student-notebooks", "--source", str(tmp_path / "src"),
+                 "--out", str(tmp_path / "out")]) == 0
+    written = nbformat.read(tmp_path / "out" / "01_demo.ipynb", as_version=4)
+    assert "1 + 2" not in "".join(c.source for c in written.cells)
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_command_reports_an_empty_source_folder_without_traceback(tmp_path, capsys):
+    assert main(["student-notebooks", "--source", str(tmp_path), "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "holds no lab sources" in capsys.readouterr().err
+
+
+def test_course_labs_all_convert(tmp_path):
+    written = write_student_notebooks(NOTEBOOKS, tmp_path)
+    assert written
+    for path in written:
+        text = path.read_text()
+        assert "solution-start" not in text and "solution-end" not in text
+
+
+def test_placeholders_fail_kindly():
+    with pytest.raises(CheckFailed, match="still empty"):
+        require_answer(...)
+    with pytest.raises(CheckFailed, match="single number"):
+        as_number("abc", "rate")
+    assert as_number("0.5", "rate") == 0.5
