@@ -5,12 +5,22 @@ from __future__ import annotations
 import numpy as np
 
 
-def as_1d(name: str, values, dtype=float) -> np.ndarray:
-    """Return ``values`` as a non-empty 1-D array, or raise naming ``name``."""
+def as_1d(name: str, values, dtype=float, allow_empty: bool = False) -> np.ndarray:
+    """Return ``values`` as a 1-D array, non-empty unless ``allow_empty``; raise naming ``name``."""
+    return _as_array(name, values, 1, dtype, allow_empty)
+
+
+def as_2d(name: str, values, dtype=float) -> np.ndarray:
+    """Return ``values`` as a 2-D array (either side may be 0 long); raise naming ``name``."""
+    return _as_array(name, values, 2, dtype, allow_empty=True)
+
+
+def _as_array(name: str, values, ndim: int, dtype, allow_empty: bool) -> np.ndarray:
     array = np.asarray(values, dtype=dtype)
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
-    if array.size == 0:
+    if array.ndim != ndim:
+        words = {1: "one", 2: "two"}
+        raise ValueError(f"{name} must be {words[ndim]}-dimensional, got shape {array.shape}")
+    if array.size == 0 and not allow_empty:
         raise ValueError(f"{name} must not be empty")
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must hold finite numbers (no NaN or inf)")
@@ -23,6 +33,21 @@ def check_same_length(**arrays: np.ndarray) -> None:
     if len(set(lengths.values())) > 1:
         shown = ", ".join(f"{n} has {k}" for n, k in lengths.items())
         raise ValueError(f"arrays must have the same length: {shown}")
+
+
+def check_same_shape(**arrays: np.ndarray) -> None:
+    """Raise if the named arrays differ in shape."""
+    shapes = {name: np.shape(a) for name, a in arrays.items()}
+    if len(set(shapes.values())) > 1:
+        shown = ", ".join(f"{n} has {k}" for n, k in shapes.items())
+        raise ValueError(f"arrays must have the same shape: {shown}")
+
+
+def check_nonnegative(name: str, x: np.ndarray) -> np.ndarray:
+    """Raise unless every value of ``x`` is >= 0."""
+    if np.any(x < 0):
+        raise ValueError(f"{name} must be >= 0; got a minimum of {x.min():g}")
+    return x
 
 
 def check_probabilities(name: str, p: np.ndarray) -> np.ndarray:

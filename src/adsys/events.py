@@ -1,0 +1,99 @@
+"""The event log: impressions as served, clicks as they arrive, and the join.
+
+Clicks arrive late, out of order, and sometimes twice. The join attributes each
+click to the one impression it names, counts duplicates once, and labels an
+impression positive only if its first click arrived within the attribution
+window. Training data is generated only from impressions whose window has
+closed, so a label never changes after it is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from adsys.validation import check_range
+
+IMPRESSION_COLUMNS = (
+    "impression_id", "request_id", "time", "day", "hour", "user_id", "publisher_id",
+    "device", "ad_id", "campaign_id", "position", "bid", "pctr", "price", "model_version",
+)
+CLICK_COLUMNS = ("impression_id", "click_time")
+FEATURE_PREFIX = "f_"
+
+
+@dataclass(frozen=True)
+class JoinReport:
+    """What the join saw: every click event is accounted for exactly once."""
+
+    click_events: int       # events received
+    duplicates: int         # events for an impression that already had one
+    late: int               # first clicks that arrived after the window
+    orphans: int            # events naming no known impression (dropped)
+    attributed: int         # impressions labelled clicked within the window
+
+    def __post_init__(self) -> None:
+        accounted = self.duplicates + self.late + self.orphans + self.attributed
+        if accounted != self.click_events:
+            raise AssertionError(f"join lost clicks: {accounted} != {self.click_events}")
+
+
+def _require_columns(name: str, frame: pd.DataFrame, columns: tuple[str, ...]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} is missing columns {missing}")
+
+
+def join_clicks(impressions: pd.DataFrame, clicks: pd.DataFrame,
+                window_seconds: float) -> tuple[pd.DataFrame, JoinReport]:
+    """Label impressions with the clicks that arrived within ``window_seconds``.
+
+    Returns a copy of ``impressions`` with ``clicked`` (0/1, first click within the
+    window), ``click_time`` (of the first click, NaN if none) and ``late_click``
+    (a first click that came after the window), plus a :class:`JoinReport`.
+    Clicks may be in any order and may repeat.
+    """
+    _require_columns("impressions", impressions, ("impression_id", "time"))
+    _require_columns("clicks", clicks, CLICK_COLUMNS)
+    check_range("window_seconds", window_seconds, 0, np.inf, low_open=True, high_open=True)
+    if impressions["impression_id"].duplicated().any():
+        raise ValueError("impressions has duplicate impression_id values")
+    known = clicks["impression_id"].isin(impressions["impression_id"])
+    first = clicks[known].groupby("impression_id")["click_time"].min()
+    labelled = impressions.copy()
+    click_time = labelled["impression_id"].map(first)
+    delay = click_time - labelled["time"]
+    if (delay < 0).any():
+        raise ValueError("clicks has a click_time before its impression's time")
+    labelled["click_time"] = click_time
+    labelled["clicked"] = (delay <= window_seconds).astype(np.int8)
+    labelled["late_click"] = (delay > window_seconds).astype(np.int8)
+    report = JoinReport(
+        click_events=len(clicks),
+        duplicates=int(known.sum() - len(first)),
+        late=int(labelled["late_click"].sum()),
+        orphans=int((~known).sum()),
+        attributed=int(labelled["clicked"].sum()),
+    )
+    return labelled, report
+
+
+def training_data(impressions: pd.DataFrame, clicks: pd.DataFrame, window_seconds: float,
+                  as_of: float) -> tuple[pd.DataFrame, pd.Series]:
+    """Features as served and labels, for impressions whose window closed by ``as_of``.
+
+    Returns ``(features, clicked)``: the ``f_``-prefixed columns logged at serving
+    time (prefix removed) and the 0/1 label. Impressions still inside their window
+    are left out rather than labelled negative too early.
+    """
+    check_range("as_of", as_of, 0, np.inf, high_open=True)
+    labelled, _ = join_clicks(impressions, clicks[clicks["click_time"] <= as_of],
+                              window_seconds)
+    closed = labelled[labelled["time"] + window_seconds <= as_of]
+    feature_columns = [c for c in closed.columns if c.startswith(FEATURE_PREFIX)]
+    if not feature_columns:
+        raise ValueError(f"impressions has no logged feature columns ({FEATURE_PREFIX}*)")
+    features = closed[feature_columns].rename(columns=lambda c: c[len(FEATURE_PREFIX):])
+    return features.reset_index(drop=True), closed["clicked"].reset_index(drop=True)
