@@ -1,0 +1,243 @@
+"""Budget pacing: spend each campaign's daily budget smoothly over the day, never above it.
+
+The day is cut into T equal steps; ``traffic_curve[t]`` is the expected share of the
+day's traffic in step t. The plan for a campaign with budget B is to have spent
+``B x cumulative traffic share`` by the end of each step, so spend follows traffic.
+:class:`Pacer` steers towards that plan with a bid multiplier in [0, 1] per campaign
+(bid shading: deterministic and smooth, unlike random throttling), and :func:`charge`
+bills clicks without ever letting a campaign's total exceed its budget.
+
+The simulator's loop::
+
+    pacer = Pacer(budgets, traffic_curve)
+    for step in range(len(traffic_curve)):
+        m = pacer.bid_multipliers()          # bid = max CPC x m[campaign]; m == 0: skip
+        ...                                  # auctions and clicks of this step
+        charged, unbilled = charge(pacer.spent, budgets, campaign_ids, prices)
+        pacer.record(step, np.bincount(campaign_ids, charged, minlength=len(budgets)))
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+
+from adsys.validation import as_1d, as_2d, check_nonnegative, check_range, check_same_length
+
+
+class Pacer:
+    """Per-campaign budget pacing by a feedback controller on the bid multiplier.
+
+    The plan is to have spent ``budget x cumulative traffic share`` by the end of each
+    step. After each step the controller measures two shortfalls against the plan: this
+    step's (planned minus charged spend of the step) and the cumulative one (planned
+    minus charged spend so far), which it aims to close within ``catch_up_steps``.
+    Both are scaled by the spend planned over the next ``catch_up_steps`` steps, and
+    the multiplier moves multiplicatively::
+
+        error = (step shortfall + cumulative shortfall / catch_up_steps) / planned spend ahead
+        m <- clip(m * exp(clip(gain * error, -log 2, log 2)), min_multiplier, 1)
+
+    In log space this is a velocity-form proportional-integral controller on the
+    cumulative shortfall: the step shortfall is its change (the proportional part) and
+    the cumulative shortfall itself the integral part. Being linear in spend, the error
+    is zero on average when spend is on plan, however few clicks a step has. A step
+    changes m by at most a factor of 2, and clipping m cannot wind the controller up.
+
+    A campaign stops being served (multiplier 0) once its remaining budget is at most
+    ``safety_steps`` times its largest single-step spend over the last
+    ``catch_up_steps`` steps, so the next step is unlikely to overspend
+    (:func:`charge` bills nothing beyond the budget anyway).
+
+    Parameters
+    ----------
+    budgets : array_like
+        Daily budget per campaign, >= 0. A zero budget is never served.
+    traffic_curve : (T,) or (T, n_campaigns) array_like
+        Expected share of the day's traffic in each of T equal steps, >= 0 and summing
+        to 1: one curve for all campaigns, or one column per campaign (the share of the
+        traffic it can reach, when targeting makes its day differ from the average).
+    gain : float
+        Controller gain, >= 0; 0 keeps every multiplier at ``initial_multiplier``.
+    catch_up_steps : int, optional
+        Horizon, in steps, over which a gap to the plan is closed; default T / 24 (an hour).
+    min_multiplier : float
+        Smallest multiplier while serving, in (0, 1].
+    initial_multiplier : float
+        Multiplier of the first step, in [min_multiplier, 1]. The default starts low and
+        lets the controller ramp up: an early overspend cannot be undone, an early
+        underspend can.
+    safety_steps : float
+        Safety margin in units of the largest recent single-step spend, >= 0.
+
+    Attributes
+    ----------
+    spend_by_step : (T, n_campaigns) array
+        Spend recorded in each step (zeros for steps not yet recorded).
+    multipliers_by_step : (T, n_campaigns) array
+        Multipliers served in each recorded step.
+    planned_spend : (T, n_campaigns) array
+        The plan: budget x cumulative traffic share at the end of each step.
+    """
+
+    def __init__(
+        self,
+        budgets,
+        traffic_curve,
+        *,
+        gain: float = 1.0,
+        catch_up_steps: int | None = None,
+        min_multiplier: float = 0.01,
+        initial_multiplier: float = 0.1,
+        safety_steps: float = 1.0,
+    ) -> None:
+        self.budgets = check_nonnegative("budgets", as_1d("budgets", budgets))
+        n_campaigns = len(self.budgets)
+        if np.ndim(traffic_curve) == 2:
+            traffic = as_2d("traffic_curve", traffic_curve)
+            if traffic.shape[0] == 0 or traffic.shape[1] != n_campaigns:
+                raise ValueError(f"traffic_curve must have shape (T,) or (T, {n_campaigns}); "
+                                 f"got {traffic.shape}")
+        else:
+            traffic = as_1d("traffic_curve", traffic_curve)
+        totals = np.atleast_1d(check_nonnegative("traffic_curve", traffic).sum(axis=0))
+        worst = totals[np.argmax(np.abs(totals - 1.0))]
+        if abs(worst - 1.0) > 1e-6:
+            raise ValueError(f"traffic_curve must sum to 1 over the steps; got {worst:g}")
+        n_steps = len(traffic)
+        if catch_up_steps is None:
+            catch_up_steps = max(1, round(n_steps / 24))
+        if isinstance(catch_up_steps, bool) or not isinstance(catch_up_steps, Integral):
+            raise ValueError(f"catch_up_steps must be an integer >= 1; got {catch_up_steps!r}")
+        self.catch_up_steps = int(check_range("catch_up_steps", catch_up_steps, 1, np.inf))
+        self.gain = check_range("gain", float(gain), 0.0, np.inf)
+        self.min_multiplier = check_range(
+            "min_multiplier", float(min_multiplier), 0.0, 1.0, low_open=True
+        )
+        initial = check_range(
+            "initial_multiplier", float(initial_multiplier), self.min_multiplier, 1.0
+        )
+        self.safety_steps = check_range("safety_steps", float(safety_steps), 0.0, np.inf)
+
+        self.traffic_curve = traffic
+        self.planned_spend = np.cumsum(traffic, axis=0).reshape(n_steps, -1) * self.budgets
+        self.spend_by_step = np.zeros((n_steps, n_campaigns))
+        self.multipliers_by_step = np.zeros((n_steps, n_campaigns))
+        self.step = 0
+        self._spent = np.zeros(n_campaigns)
+        self._multipliers = np.full(n_campaigns, initial)
+
+    @classmethod
+    def unpaced(cls, budgets, traffic_curve) -> Pacer:
+        """Baseline without pacing: bid in full (multiplier 1) until the budget runs out."""
+        return cls(budgets, traffic_curve, gain=0.0, initial_multiplier=1.0, safety_steps=0.0)
+
+    @property
+    def n_steps(self) -> int:
+        """Number of steps in the day, T."""
+        return len(self.traffic_curve)
+
+    @property
+    def spent(self) -> np.ndarray:
+        """Cumulative spend per campaign over the recorded steps."""
+        return self._spent.copy()
+
+    @property
+    def remaining(self) -> np.ndarray:
+        """Budget left per campaign (never below 0)."""
+        return np.maximum(self.budgets - self._spent, 0.0)
+
+    def bid_multipliers(self) -> np.ndarray:
+        """Multiplier per campaign for the current step, in [0, 1]; 0 means do not serve.
+
+        Every multiplier is 0 once all T steps have been recorded.
+        """
+        if self.step >= self.n_steps:
+            return np.zeros_like(self.budgets)
+        recent = self.spend_by_step[max(0, self.step - self.catch_up_steps) : self.step]
+        margin = self.safety_steps * recent.max(axis=0, initial=0.0)
+        # A rounding error's worth of budget left (1e-9 of it) counts as none.
+        serving = self.budgets - self._spent > np.maximum(margin, 1e-9 * self.budgets)
+        return np.where(serving, self._multipliers, 0.0)
+
+    def record(self, step: int, spend) -> None:
+        """Record the spend charged to each campaign in ``step`` and update the multipliers.
+
+        Parameters
+        ----------
+        step : int
+            Index of the step just played; steps are recorded in order from 0.
+        spend : array_like
+            Amount charged to each campaign during the step, >= 0.
+        """
+        if step != self.step:
+            raise ValueError(f"step must be {self.step} (record steps in order); got {step!r}")
+        spend = check_nonnegative("spend", as_1d("spend", spend))
+        check_same_length(budgets=self.budgets, spend=spend)
+        self.multipliers_by_step[step] = self.bid_multipliers()
+        self.spend_by_step[step] = spend
+        self._spent += spend
+        self.step += 1
+        if self.step < self.n_steps:
+            self._update(step, spend)
+
+    def _update(self, step: int, spend: np.ndarray) -> None:
+        step_shortfall = self.budgets * self.traffic_curve[step] - spend
+        shortfall = self.planned_spend[step] - self._spent
+        horizon = min(step + self.catch_up_steps, self.n_steps - 1)
+        ahead = self.planned_spend[horizon] - self.planned_spend[step]
+        push = step_shortfall + shortfall / self.catch_up_steps
+        error = np.divide(push, ahead, out=np.zeros_like(push), where=ahead > 0)
+        change = np.clip(self.gain * error, -np.log(2.0), np.log(2.0))
+        self._multipliers = np.clip(
+            self._multipliers * np.exp(change), self.min_multiplier, 1.0
+        )
+
+
+def charge(spend_so_far, budgets, campaign_ids, prices) -> tuple[np.ndarray, np.ndarray]:
+    """Bill clicks in order without letting any campaign's total exceed its budget.
+
+    Parameters
+    ----------
+    spend_so_far : array_like
+        Amount already charged to each campaign today, >= 0.
+    budgets : array_like
+        Daily budget per campaign, >= 0 (same length as ``spend_so_far``).
+    campaign_ids : array_like of int
+        Campaign of each click, in [0, n_campaigns).
+    prices : array_like
+        Price of each click, >= 0 (same length as ``campaign_ids``).
+
+    Returns
+    -------
+    charged, unbilled : 1-D arrays, one entry per click
+        ``charged`` is what the click is billed; ``unbilled = prices - charged`` is the
+        overdelivery that no budget was left to pay for. Clicks of a campaign are billed
+        in the order given, so only those arriving after its budget ran out are unbilled.
+    """
+    budgets = check_nonnegative("budgets", as_1d("budgets", budgets))
+    spent = check_nonnegative("spend_so_far", as_1d("spend_so_far", spend_so_far))
+    check_same_length(spend_so_far=spent, budgets=budgets)
+    prices = check_nonnegative("prices", as_1d("prices", prices, allow_empty=True))
+    ids = as_1d("campaign_ids", campaign_ids, dtype=None, allow_empty=True)
+    check_same_length(campaign_ids=ids, prices=prices)
+    if ids.size and (ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= len(budgets)):
+        raise ValueError(f"campaign_ids must be integers in [0, {len(budgets)})")
+    ids = ids.astype(np.intp)
+
+    # Group clicks by campaign, keeping their order, and take cumulative sums per group.
+    order = np.argsort(ids, kind="stable")
+    group, price = ids[order], prices[order]
+    before = np.cumsum(price) - price
+    first = np.ones(len(group), dtype=bool)
+    first[1:] = group[1:] != group[:-1]
+    group_start = np.maximum.accumulate(np.where(first, np.arange(len(group)), 0))
+    paid_before = spent[group] + before - before[group_start]
+
+    # Each click is billed the part of [paid_before, paid_before + price] under the budget.
+    cap = budgets[group]
+    billed = np.minimum(paid_before + price, cap) - np.minimum(paid_before, cap)
+    charged = np.empty_like(prices)
+    charged[order] = np.minimum(billed, price)
+    return charged, prices - charged
