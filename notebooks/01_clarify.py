@@ -43,6 +43,7 @@ import pandas as pd
 from myst_nb import glue
 
 from adsys import plots
+from adsys.baseline import CANDIDATE_DRAWS, serve_random
 from adsys.checks import step1
 from adsys.world import AGE_BANDS, DEVICES, REGIONS, World
 
@@ -265,48 +266,20 @@ requests.to_frame().head()
 
 
 # %% [markdown]
-# The server is vectorized over requests: draw {glue:text}`n_draws` random
-# candidates per request, keep those whose targeting matches the user (each ad
-# once), and take the first {glue:text}`n_slots` in draw order as positions 1,
-# 2, and so on.
+# The server lives in the package as `adsys.baseline.serve_random`, because later
+# chapters reuse its unbiased logs. It is vectorized over requests: draw
+# {glue:text}`n_draws` random active ads per request, keep those whose targeting
+# matches the user (each ad once), and take the first {glue:text}`n_slots` in draw
+# order as positions 1, 2, and so on. Each shown ad becomes one {term}`impression`.
+# The world gives its true click probability, the
+# {term}`examination probability <examination probability>` of the position times
+# the relevance of the ad to this user, page and hour, and then draws whether the
+# user clicked.
 
 # %%
-N_DRAWS = 40
-glue("n_draws", f"{N_DRAWS}", display=False)
-
-
-def random_server(requests, rng, day=0, n_draws=N_DRAWS):
-    """Up to n_slots random eligible ads per request: (request row, ad id, position)."""
-    n, slots = len(requests), world.config.n_slots
-    draws = rng.choice(np.flatnonzero(world.active_ads(day)), size=(n, n_draws))
-    matches = world.matches_targeting(np.repeat(requests.user, n_draws), draws.ravel())
-    first = (draws[:, :, None] == draws[:, None, :]).argmax(axis=2) == np.arange(n_draws)
-    keep = matches.reshape(n, n_draws) & first
-    position = np.cumsum(keep, axis=1)
-    row, col = np.nonzero(keep & (position <= slots))
-    return row, draws[row, col], position[row, col]
-
-
-row, ad, position = random_server(requests, rng)
-
-# %% [markdown]
-# Each shown ad becomes one {term}`impression`. The world gives its true click
-# probability, {term}`examination probability <examination probability>` of
-# the position times the relevance of the ad to this user, page and hour, and
-# then draws whether the user clicked.
-
-# %%
-shown = requests.take(row)
-true_p = world.click_probability(shown.user, ad, shown.publisher, shown.hour, position, day=0)
-log = pd.DataFrame({
-    "impression_id": np.arange(len(row)), "request_id": shown.request_id,
-    "time": shown.time, "hour": shown.hour, "user_id": shown.user,
-    "publisher_id": shown.publisher, "device": world.label("device", shown.device),
-    "ad_id": ad, "campaign_id": ads["campaign_id"].to_numpy()[ad], "position": position,
-})
-log["max_cpc"] = campaigns["max_cpc"].to_numpy()[log["campaign_id"]]
-log["true_p"] = true_p
-log["clicked"] = world.draw_clicks(true_p, rng)
+glue("n_draws", f"{CANDIDATE_DRAWS}", display=False)
+log = serve_random(world, day=0, n_requests=N_REQUESTS, rng=rng)
+log.insert(0, "impression_id", np.arange(len(log)))
 log.head()
 
 # %% tags=["remove-cell"]
@@ -607,7 +580,7 @@ glue("ex_ecpm_bid", f"${example.loc[best_ecpm, 'bid ($)']:.2f}", display=False)
 
 # %%
 e_last = config.examine[-1]
-last = log[(log["position"] == config.n_slots) & ~log["clicked"]]
+last = log[(log["position"] == config.n_slots) & (log["clicked"] == 0)]
 unseen = ((1 - e_last) / (1 - last["true_p"])).mean()  # P(not examined | not clicked)
 glue("unseen_last", f"{unseen:.0%}", display=False)
 
