@@ -1,0 +1,251 @@
+"""Auto-checks for the Step 3 lab (``notebooks/03_metrics``).
+
+Each check recomputes the answer with :mod:`adsys.metrics` or :mod:`adsys.experiment`
+from the same inputs the learner used, and when the answer is wrong recognises the
+usual mistakes and explains them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from adsys import experiment, metrics
+from adsys.checks import CheckFailed, as_number, passed, require, require_answer
+
+LN2 = math.log(2.0)
+LN10 = math.log(10.0)
+
+
+def _close(a: float, b: float, rtol: float = 1e-6) -> bool:
+    return bool(np.isfinite(a) and np.isfinite(b) and math.isclose(a, b, rel_tol=rtol,
+                                                                   abs_tol=1e-12))
+
+
+def _entropy(q: float) -> float:
+    """Entropy in nats of a Bernoulli(q) variable."""
+    return float(-(q * np.log(q) + (1 - q) * np.log1p(-q)))
+
+
+def normalized_entropy_by_hand(ne_by_hand: object, y: ArrayLike, p: ArrayLike) -> None:
+    """Check a normalized entropy computed by hand against :func:`metrics.normalized_entropy`.
+
+    Parameters
+    ----------
+    ne_by_hand : float
+        The learner's NE of predictions ``p`` for clicks ``y``.
+    y, p : arrays
+        Observed clicks (0/1) and predicted click probabilities.
+    """
+    got = as_number(ne_by_hand, "ne_by_hand")
+    y_arr = np.asarray(y, dtype=float)
+    p_arr = np.asarray(p, dtype=float)
+    want = metrics.normalized_entropy(y_arr, p_arr)
+    require(np.isfinite(got),
+            "`ne_by_hand` is not a finite number: a log of 0 crept in. Use log(p) for clicks "
+            "and log(1 - p) for non-clicks (np.where on y), and the base rate strictly "
+            "between 0 and 1.")
+    if _close(got, want):
+        passed(f"NE = {want:.4f}: the model's log loss is {want:.1%} of the log loss of "
+               f"always predicting the base rate, so it removes {1 - want:.1%} of the "
+               "uncertainty a constant prediction leaves.")
+        return
+    loss = metrics.log_loss(y_arr, p_arr)
+    base_rate = float(y_arr.mean())
+    h_mean_p = _entropy(float(np.clip(p_arr.mean(), 1e-15, 1 - 1e-15)))
+    h_half_term = float(-base_rate * np.log(base_rate))
+    mistakes = [
+        (loss, "this is the log loss itself. NE divides it by the entropy of the base rate "
+         "(the log loss of always predicting mean(y))."),
+        (-want, "the sign is flipped: log loss is minus the mean log-likelihood, a positive "
+         "number, and so is NE."),
+        (1 / want, "this is the inverse: entropy of the base rate divided by the log loss. NE "
+         "is the model's log loss over the base-rate entropy (lower is better, 1 = no better "
+         "than a constant)."),
+        (1 - want, "this is 1 - NE (the relative information gain). NE itself is the ratio "
+         "log loss / base-rate entropy."),
+        (100 * want, "this looks like a percentage; give NE as a plain ratio (0.9, not 90)."),
+        (loss / h_mean_p, "you divided by the entropy of the mean prediction, mean(p). The "
+         "reference is the entropy of the observed base rate, mean(y): the log loss of the "
+         "best constant prediction. With mean(p) a miscalibrated model moves its own "
+         "yardstick."),
+        (loss / LN2, "you divided by ln 2 (the entropy of a fair coin). The reference is the "
+         "entropy of the base rate, a few percent here, which is far below ln 2."),
+        (loss / h_half_term, "the base-rate entropy is missing its second term: "
+         "H(q) = -(q ln q + (1 - q) ln(1 - q)). With a CTR of a few percent the (1 - q) term "
+         "is small but not negligible."),
+        (want * LN2, "the logs have mixed bases: log loss in nats (np.log) but the entropy in "
+         "bits (np.log2). Use the same base for both; the ratio is then base-free."),
+        (want / LN2, "the logs have mixed bases: log loss in bits (np.log2) but the entropy in "
+         "nats (np.log). Use the same base for both; the ratio is then base-free."),
+        (want * LN10, "the logs have mixed bases: natural log in the log loss, log10 in the "
+         "entropy. Use the same base for both."),
+        (want / LN10, "the logs have mixed bases: log10 in the log loss, natural log in the "
+         "entropy. Use the same base for both."),
+    ]
+    for value, explanation in mistakes:
+        if _close(got, value):
+            raise CheckFailed(f"`ne_by_hand`: {explanation}")
+    raise CheckFailed(
+        f"`ne_by_hand` should be {want:.4f}; got {got:.4f}. Compute the log loss "
+        "-mean(y log p + (1 - y) log(1 - p)), then divide it by the entropy of q = mean(y), "
+        "-(q log q + (1 - q) log(1 - q)), with the same log base in both.")
+
+
+METRIC_NAMES = ("auc", "log_loss", "calibration_ratio")
+_ALIASES = {
+    "auc": "auc", "roc_auc": "auc", "roc": "auc",
+    "log_loss": "log_loss", "logloss": "log_loss", "cross_entropy": "log_loss",
+    "ne": "log_loss", "normalized_entropy": "log_loss",
+    "calibration_ratio": "calibration_ratio", "calibration": "calibration_ratio",
+    "precision": "threshold", "recall": "threshold", "f1": "threshold",
+}
+
+
+def _metric_values(bug_metrics: object) -> dict[str, float]:
+    """The answer as {metric name: float}, or a CheckFailed saying what is missing."""
+    require(isinstance(bug_metrics, dict),
+            "`bug_metrics` should be a dict like {'auc': ..., 'log_loss': ..., "
+            f"'calibration_ratio': ...}}; got {type(bug_metrics).__name__}.")
+    missing = [name for name in METRIC_NAMES if name not in bug_metrics]
+    require(not missing, f"`bug_metrics` is missing the key(s) {missing}; give all of "
+            f"{list(METRIC_NAMES)}.")
+    return {name: as_number(bug_metrics[name], f"bug_metrics['{name}']")
+            for name in METRIC_NAMES}
+
+
+def calibration_bug(bug_metrics: object, bug_detector: object, y: ArrayLike,
+                    p_buggy: ArrayLike, p_good: ArrayLike) -> None:
+    """Check the metrics of a miscalibrated model and the metric chosen to catch the bug.
+
+    Parameters
+    ----------
+    bug_metrics : dict
+        ``{'auc': ..., 'log_loss': ..., 'calibration_ratio': ...}`` of ``p_buggy``.
+    bug_detector : str
+        Name of the metric that flags the bug: ``'calibration_ratio'`` (or
+        ``'log_loss'``), not ``'auc'``.
+    y : array
+        Observed clicks (0/1).
+    p_buggy, p_good : arrays
+        Predictions with the bug (a monotone distortion of ``p_good``) and without it.
+    """
+    require_answer(bug_metrics, "bug_metrics")
+    require_answer(bug_detector, "bug_detector")
+    got = _metric_values(bug_metrics)
+    functions = {"auc": metrics.roc_auc, "log_loss": metrics.log_loss,
+                 "calibration_ratio": metrics.calibration_ratio}
+    want = {name: f(y, p_buggy) for name, f in functions.items()}
+    good = {name: f(y, p_good) for name, f in functions.items()}
+    for name in METRIC_NAMES:
+        if _close(got[name], want[name]):
+            continue
+        require(not (_close(got[name], good[name]) and name != "auc"),
+                f"`bug_metrics['{name}']` is the value of the good predictions "
+                f"({good[name]:.4f}); compute it on `p_buggy`.")
+        if name == "calibration_ratio":
+            require(not _close(got[name], 1 / want[name]),
+                    "`bug_metrics['calibration_ratio']` is upside down: it is the sum of the "
+                    "predictions divided by the number of clicks (above 1 = over-prediction).")
+            require(not _close(got[name], float(np.mean(p_buggy))),
+                    "`bug_metrics['calibration_ratio']` is the mean prediction; divide it by "
+                    "the observed CTR (equivalently: sum of predictions / clicks).")
+        if name == "auc":
+            require(not _close(got[name], 1 - want[name]),
+                    "`bug_metrics['auc']` is 1 - AUC: the scores are ranked the wrong way "
+                    "round. Higher predictions should mean more likely clicks.")
+        raise CheckFailed(f"`bug_metrics['{name}']` should be {want[name]:.4f}; got "
+                          f"{got[name]:.4f}. Use the functions of adsys.metrics on "
+                          "(y, p_buggy).")
+    require(isinstance(bug_detector, str),
+            f"`bug_detector` should be the name of a metric, a string such as "
+            f"'calibration_ratio'; got {type(bug_detector).__name__}.")
+    key = bug_detector.strip().lower().replace(" ", "_").replace("-", "_")
+    require(key in _ALIASES,
+            f"`bug_detector` = {bug_detector!r} is not one of the metrics computed here; "
+            "answer 'auc', 'log_loss' or 'calibration_ratio'.")
+    kind = _ALIASES[key]
+    require(kind != "auc",
+            f"AUC cannot see this bug: it is {want['auc']:.4f} with the bug and "
+            f"{good['auc']:.4f} without. The bug is a monotone distortion, it keeps every "
+            "pair of impressions in the same order, and AUC only looks at the order. Pick "
+            "the metric that compares predictions with observed click rates.")
+    require(kind != "threshold",
+            "Precision, recall and F1 move only because more (or fewer) predictions cross "
+            "a fixed threshold; retune the threshold and the bug disappears from them. They "
+            "never say that predictions are too high. Pick the metric that compares "
+            "predictions with observed click rates.")
+    direction = "over" if want["calibration_ratio"] > 1 else "under"
+    if kind == "calibration_ratio":
+        passed(f"the calibration ratio is {want['calibration_ratio']:.2f} (it was "
+               f"{good['calibration_ratio']:.2f}): the model predicts "
+               f"{want['calibration_ratio']:.2f} times as many clicks as happened, while AUC "
+               f"stays at {want['auc']:.4f}. In the auction every eCPM, and so every bid "
+               "the model makes for the advertiser, is off by that factor.")
+        return
+    passed(f"log loss rises from {good['log_loss']:.4f} to {want['log_loss']:.4f}, so it "
+           "flags the bug, while AUC does not move. The calibration ratio "
+           f"({want['calibration_ratio']:.2f}) says more: which way and by how much the "
+           f"model {direction}-predicts, so check it next to log loss.")
+
+
+def sample_size(n_per_arm: object, base_rate: float, relative_lift: float,
+                alpha: float = 0.05, power: float = 0.8) -> None:
+    """Check the impressions per arm needed to detect a relative CTR lift.
+
+    Parameters
+    ----------
+    n_per_arm : int
+        The learner's answer: impressions per arm.
+    base_rate : float
+        Control CTR, as a fraction.
+    relative_lift : float
+        Lift to detect, relative to ``base_rate`` (0.05 means +5%).
+    alpha, power : float
+        Two-sided significance level and power of the planned test.
+    """
+    got = as_number(n_per_arm, "n_per_arm")
+    want = experiment.sample_size_per_arm(base_rate, relative_lift, alpha, power)
+    require(np.isfinite(got) and got > 0,
+            f"`n_per_arm` should be a positive number of impressions; got {got!r}.")
+    if abs(got - want) <= max(1.0, 0.002 * want):
+        passed(f"{want:,} impressions per arm ({2 * want:,} in all) to detect CTR moving from "
+               f"{base_rate:.3%} to {base_rate * (1 + relative_lift):.3%} "
+               f"({relative_lift:+.0%} relative) with {power:.0%} power at alpha = {alpha}.")
+        return
+
+    def size(**changes: float) -> float | None:
+        design = {"base_rate": base_rate, "relative_lift": relative_lift, "alpha": alpha,
+                  "power": power, **changes}
+        try:
+            return float(experiment.sample_size_per_arm(**design))
+        except ValueError:
+            return None
+
+    absolute = base_rate + relative_lift
+    mistakes = [
+        (size(relative_lift=relative_lift / base_rate),
+         f"you treated the lift as absolute: {relative_lift:.0%} relative means CTR goes from "
+         f"{base_rate:.2%} to {base_rate * (1 + relative_lift):.3%}, not to {absolute:.2%}. "
+         "A relative lift multiplies the base rate; pass it as relative_lift."),
+        (size(relative_lift=100 * relative_lift),
+         f"the lift is in percent: pass {relative_lift} for {relative_lift:.0%}, not "
+         f"{100 * relative_lift:g}."),
+        (2.0 * want, "this is the total for both arms; the question asks per arm (half of it)."),
+        (size(alpha=2 * alpha),
+         f"this is a one-sided test (alpha {2 * alpha:g} two-sided). Plan a two-sided test at "
+         f"alpha = {alpha}: a launch can also make CTR worse."),
+        (size(power=0.5), "this has 50% power: a test that size misses a real lift half of "
+         f"the time. Use power = {power}."),
+        (size(power=0.9), f"this has 90% power; the question asks for {power:.0%}."),
+    ]
+    for value, explanation in mistakes:
+        if value is not None and abs(got - value) <= max(1.0, 0.002 * value):
+            raise CheckFailed(f"`n_per_arm`: {explanation}")
+    hint = "too small" if got < want else "too large"
+    raise CheckFailed(
+        f"`n_per_arm` should be {want:,} impressions per arm; got {got:,.0f} ({hint}). Use "
+        "experiment.sample_size_per_arm(base_rate, relative_lift) with the measured CTR as "
+        "the base rate and the lift as a relative fraction (0.05 for +5%).")

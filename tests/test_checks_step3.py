@@ -1,0 +1,156 @@
+"""The Step 3 auto-checks accept the reference answers and explain the usual mistakes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from adsys import experiment, metrics
+from adsys.checks import CheckFailed
+from adsys.checks import step3 as check
+
+
+@pytest.fixture(scope="module")
+def clicks():
+    """Predictions around a 2% CTR, clicks drawn from them, and a downsampling bug."""
+    rng = np.random.default_rng(7)
+    p = rng.beta(0.8, 40.0, size=20_000)
+    y = (rng.random(p.size) < p).astype(int)
+    w = 0.25
+    p_buggy = p / (p + (1 - p) * w)  # forgot the recalibration after downsampling
+    return y, p, p_buggy
+
+
+def entropy(q: float, log=np.log) -> float:
+    return float(-(q * log(q) + (1 - q) * log(1 - q)))
+
+
+# ----- normalized entropy by hand ---------------------------------------------
+def test_ne_accepts_the_reference_and_a_base_2_computation(clicks, capsys):
+    y, p, _ = clicks
+    check.normalized_entropy_by_hand(metrics.normalized_entropy(y, p), y, p)
+    loss_bits = -np.mean(y * np.log2(p) + (1 - y) * np.log2(1 - p))
+    check.normalized_entropy_by_hand(loss_bits / entropy(y.mean(), np.log2), y, p)
+    assert capsys.readouterr().out.count("Correct: NE =") == 2
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda y, p, ne, loss: loss, "log loss itself"),
+    (lambda y, p, ne, loss: loss / entropy(p.mean()), "entropy of the mean prediction"),
+    (lambda y, p, ne, loss: loss / entropy(y.mean(), np.log2),
+     r"nats \(np.log\) but the\s+entropy in bits"),
+    (lambda y, p, ne, loss: loss / math.log(2) / entropy(y.mean()),
+     r"bits \(np.log2\) but the entropy in nats"),
+    (lambda y, p, ne, loss: 1 / ne, "inverse"),
+    (lambda y, p, ne, loss: 1 - ne, "1 - NE"),
+    (lambda y, p, ne, loss: 100 * ne, "percentage"),
+    (lambda y, p, ne, loss: -ne, "sign is flipped"),
+    (lambda y, p, ne, loss: loss / math.log(2), "fair coin"),
+    (lambda y, p, ne, loss: loss / (-y.mean() * np.log(y.mean())), "second term"),
+    (lambda y, p, ne, loss: 0.5, "should be"),
+])
+def test_ne_explains_typical_mistakes(clicks, wrong, message):
+    y, p, _ = clicks
+    ne, loss = metrics.normalized_entropy(y, p), metrics.log_loss(y, p)
+    with pytest.raises(CheckFailed, match=message):
+        check.normalized_entropy_by_hand(wrong(y, p, ne, loss), y, p)
+
+
+def test_ne_rejects_placeholder_nan_and_non_numbers(clicks):
+    y, p, _ = clicks
+    with pytest.raises(CheckFailed, match="`ne_by_hand` is still empty"):
+        check.normalized_entropy_by_hand(..., y, p)
+    with pytest.raises(CheckFailed, match="log of 0"):
+        check.normalized_entropy_by_hand(float("nan"), y, p)
+    with pytest.raises(CheckFailed, match="single number"):
+        check.normalized_entropy_by_hand([0.9, 0.8], y, p)
+
+
+# ----- the calibration bug -----------------------------------------------------
+def buggy_metrics(y, p):
+    return {"auc": metrics.roc_auc(y, p), "log_loss": metrics.log_loss(y, p),
+            "calibration_ratio": metrics.calibration_ratio(y, p)}
+
+
+@pytest.mark.parametrize("detector, message", [
+    ("calibration_ratio", "times as many clicks"),
+    ("Calibration ratio", "times as many clicks"),
+    ("log_loss", "log loss rises"),
+    ("NE", "log loss rises"),
+])
+def test_calibration_bug_accepts_the_metrics_that_see_it(clicks, capsys, detector, message):
+    y, p, p_buggy = clicks
+    check.calibration_bug(buggy_metrics(y, p_buggy), detector, y, p_buggy, p)
+    assert message in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("detector, message", [
+    ("auc", "AUC cannot see this bug"),
+    ("roc_auc", "monotone distortion"),
+    ("f1", "threshold"),
+    ("accuracy", "not one of the metrics"),
+    (3, "name of a metric"),
+])
+def test_calibration_bug_rejects_blind_metrics(clicks, detector, message):
+    y, p, p_buggy = clicks
+    with pytest.raises(CheckFailed, match=message):
+        check.calibration_bug(buggy_metrics(y, p_buggy), detector, y, p_buggy, p)
+
+
+def test_calibration_bug_checks_the_metric_values(clicks):
+    y, p, p_buggy = clicks
+    right = buggy_metrics(y, p_buggy)
+    cases = [
+        ({**right, "log_loss": metrics.log_loss(y, p)}, "value of the good predictions"),
+        ({**right, "calibration_ratio": 1 / right["calibration_ratio"]}, "upside down"),
+        ({**right, "calibration_ratio": p_buggy.mean()}, "mean prediction"),
+        ({**right, "auc": 1 - right["auc"]}, "1 - AUC"),
+        ({**right, "log_loss": 0.5}, r"should be \d"),
+        ({"auc": right["auc"]}, "missing the key"),
+        ([1, 2, 3], "should be a dict"),
+    ]
+    for answer, message in cases:
+        with pytest.raises(CheckFailed, match=message):
+            check.calibration_bug(answer, "calibration_ratio", y, p_buggy, p)
+
+
+def test_calibration_bug_placeholders(clicks):
+    y, p, p_buggy = clicks
+    with pytest.raises(CheckFailed, match="`bug_metrics` is still empty"):
+        check.calibration_bug(..., ..., y, p_buggy, p)
+    with pytest.raises(CheckFailed, match="`bug_detector` is still empty"):
+        check.calibration_bug(buggy_metrics(y, p_buggy), ..., y, p_buggy, p)
+
+
+# ----- sample size ----------------------------------------------------------------
+BASE, LIFT = 0.02, 0.05
+
+
+def test_sample_size_accepts_the_reference(capsys):
+    n = experiment.sample_size_per_arm(BASE, LIFT)
+    check.sample_size(n, BASE, LIFT)
+    check.sample_size(float(n) + 0.4, BASE, LIFT)  # unrounded is fine
+    assert capsys.readouterr().out.count("impressions per arm") == 2
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (experiment.sample_size_per_arm(BASE, LIFT / BASE), "treated the lift as absolute"),
+    (experiment.sample_size_per_arm(BASE, 100 * LIFT), "in percent"),
+    (2 * experiment.sample_size_per_arm(BASE, LIFT), "both arms"),
+    (experiment.sample_size_per_arm(BASE, LIFT, alpha=0.1), "one-sided"),
+    (experiment.sample_size_per_arm(BASE, LIFT, power=0.5), "50% power"),
+    (experiment.sample_size_per_arm(BASE, LIFT, power=0.9), "90% power"),
+    (1234, "too small"),
+    (10**9, "too large"),
+    (-5, "positive number"),
+])
+def test_sample_size_explains_typical_mistakes(wrong, message):
+    with pytest.raises(CheckFailed, match=message):
+        check.sample_size(wrong, BASE, LIFT)
+
+
+def test_sample_size_placeholder():
+    with pytest.raises(CheckFailed, match="`n_per_arm` is still empty"):
+        check.sample_size(..., BASE, LIFT)
