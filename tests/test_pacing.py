@@ -12,7 +12,7 @@ from adsys.pacing import Pacer, charge
 STEPS_PER_HOUR = 12  # 5-minute steps
 SEEDS = (0, 1, 2)
 
-# Campaigns of the market day. With multiplier 1 a campaign's daily spend is about
+# Campaigns of the market day. With rate 1 a campaign's daily spend is about
 # clicks_per_day (unit price), so demand / budget is 2, 5, 10, 30 for the first four:
 # unpaced, they would all run out of budget. Campaign 4 cannot spend its budget
 # (demand 0.5x) and campaign 5 has no budget at all.
@@ -37,9 +37,9 @@ def play_day(pacer: Pacer, clicks_per_day: np.ndarray, seed: int,
              traffic: np.ndarray | None = None) -> np.ndarray:
     """Play one day of a synthetic market under ``pacer``; return unbilled spend per campaign.
 
-    In step t a campaign served with multiplier m gets Poisson(traffic[t] x
-    clicks_per_day x m**1.5) clicks (a higher bid wins more auctions), each priced
-    (0.5 + 0.5 m) x lognormal noise of mean 1 (a higher bid also pays more per click).
+    In step t a campaign throttled to rate m takes part in a share m of its auctions,
+    so it gets Poisson(traffic[t] x clicks_per_day x m) clicks, each priced
+    lognormal noise of mean 1.
     ``traffic`` (one curve, or a column per campaign) defaults to the pacer's own
     forecast. Clicks reach :func:`charge` in random order and the charged spend is recorded.
     """
@@ -47,10 +47,10 @@ def play_day(pacer: Pacer, clicks_per_day: np.ndarray, seed: int,
     n = len(pacer.budgets)
     unbilled_total = np.zeros(n)
     for step, share in enumerate(pacer.traffic_curve if traffic is None else traffic):
-        m = pacer.bid_multipliers()
-        n_clicks = rng.poisson(share * clicks_per_day * m**1.5)
+        m = pacer.rates()
+        n_clicks = rng.poisson(share * clicks_per_day * m)
         ids = rng.permutation(np.repeat(np.arange(n), n_clicks))
-        prices = (0.5 + 0.5 * m[ids]) * rng.lognormal(-0.045, 0.3, len(ids))
+        prices = rng.lognormal(-0.045, 0.3, len(ids))
         charged, unbilled = charge(pacer.spent, pacer.budgets, ids, prices)
         pacer.record(step, np.bincount(ids, charged, minlength=n))
         unbilled_total += np.bincount(ids, unbilled, minlength=n)
@@ -93,22 +93,22 @@ def test_paced_spend_follows_traffic(paced_days):
 
 def test_pacer_leaves_campaigns_without_enough_demand_at_full_bid(paced_days):
     # After the ramp-up the controller bids in full nearly all day (a burst of clicks
-    # in one step can still dip the multiplier briefly), and the campaign stays under budget.
+    # in one step can still dip the rate briefly), and the campaign stays under budget.
     for pacer in paced_days:
-        after_ramp_up = pacer.multipliers_by_step[2 * STEPS_PER_HOUR :, 4]
+        after_ramp_up = pacer.rates_by_step[2 * STEPS_PER_HOUR :, 4]
         assert np.mean(after_ramp_up == 1.0) > 0.85
         assert pacer.spent[4] < 0.7 * BUDGETS[4]
 
 
 def test_pacer_never_serves_a_zero_budget(paced_days, unpaced_days):
     for pacer in paced_days + unpaced_days:
-        assert np.all(pacer.multipliers_by_step[:, 5] == 0.0)
+        assert np.all(pacer.rates_by_step[:, 5] == 0.0)
         assert pacer.spent[5] == 0.0
 
 
-def test_multipliers_stay_in_unit_interval(paced_days):
+def test_rates_stay_in_unit_interval(paced_days):
     for pacer in paced_days:
-        assert np.all((pacer.multipliers_by_step >= 0.0) & (pacer.multipliers_by_step <= 1.0))
+        assert np.all((pacer.rates_by_step >= 0.0) & (pacer.rates_by_step <= 1.0))
 
 
 def test_unpaced_baseline_exhausts_budgets_early(unpaced_days, paced_days):
@@ -123,14 +123,14 @@ def test_unpaced_baseline_exhausts_budgets_early(unpaced_days, paced_days):
         assert np.all(paced_spent < 0.7 * BUDGETS[OVER_DEMAND])
         for campaign, step in zip(OVER_DEMAND, exhausted, strict=True):
             # ... after bidding in full all along, and nothing is shown after that.
-            assert np.all(unpaced.multipliers_by_step[: step + 1, campaign] == 1.0)
-            assert np.all(unpaced.multipliers_by_step[step + 1 :, campaign] == 0.0)
+            assert np.all(unpaced.rates_by_step[: step + 1, campaign] == 1.0)
+            assert np.all(unpaced.rates_by_step[step + 1 :, campaign] == 0.0)
 
 
 def test_pacer_follows_each_campaigns_own_traffic_curve():
     # Campaign 1 targets an audience that only shows up from 17:00 to midnight. Paced on
     # its own curve it spreads its budget over the evening (after ramping up from the
-    # cautious initial multiplier for about an hour). Paced on the average curve it is
+    # cautious initial rate for about an hour). Paced on the average curve it is
     # far behind plan at 17:00 and rushes a third of its budget out early in the evening.
     traffic = uneven_traffic()
     evening = np.where(np.arange(len(traffic)) >= 17 * STEPS_PER_HOUR, traffic, 0.0)
@@ -152,28 +152,33 @@ def test_pacer_follows_each_campaigns_own_traffic_curve():
         assert np.abs(rushed).max() > 0.30 * budgets[1]
 
 
-def test_bid_multipliers_are_zero_once_the_day_is_over():
+def test_rates_are_zero_once_the_day_is_over():
     pacer = Pacer([10.0], [0.5, 0.5])
     pacer.record(0, [1.0])
     pacer.record(1, [1.0])
-    assert pacer.bid_multipliers().tolist() == [0.0]
+    assert pacer.rates().tolist() == [0.0]
 
 
-def test_controller_raises_the_multiplier_when_behind_and_lowers_it_when_ahead():
+def test_controller_raises_the_rate_when_behind_and_lowers_it_when_ahead():
     behind, ahead = Pacer([100.0], [0.25] * 4), Pacer([100.0], [0.25] * 4)
-    start = behind.bid_multipliers()[0]
+    start = behind.rates()[0]
     behind.record(0, [0.0])
     ahead.record(0, [30.0])
-    assert behind.bid_multipliers()[0] > start > ahead.bid_multipliers()[0] > 0.0
+    assert behind.rates()[0] > start > ahead.rates()[0] > 0.0
 
 
-def test_pacer_stops_serving_within_the_safety_margin():
-    pacer = Pacer([10.0], [0.25] * 4, safety_steps=1.0)
-    pacer.record(0, [3.0])
-    assert pacer.bid_multipliers()[0] > 0.0  # 7 left > 3, the largest step spend
-    pacer.record(1, [4.0])
-    assert pacer.bid_multipliers()[0] == 0.0  # 3 left <= 4
-    assert pacer.remaining.tolist() == [3.0]
+def test_rate_is_capped_so_the_worst_step_fits_the_budget_left():
+    pacer = Pacer([10.0], [0.25] * 4, safety_steps=1.0, initial_rate=0.1)
+    pacer.record(0, [3.0])  # 3 dollars at rate 0.1 and traffic 0.25: 120 per unit
+    assert pacer.rates()[0] == pytest.approx(min(pacer._rates[0], 7.0 / (120 * 0.25)))
+    pacer.record(1, [5.0])  # 2 left
+    per_unit = 8.0 / (pacer.rates_by_step[:2, 0] * 0.25).sum()
+    assert pacer.rates()[0] == pytest.approx(min(pacer._rates[0], 2.0 / (per_unit * 0.25)))
+    stopped = Pacer([10.0], [0.25] * 4, safety_steps=1.0, min_rate=0.05, initial_rate=0.1)
+    stopped.record(0, [9.5])  # 0.5 left / 95 per unit of rate is below min_rate
+    assert stopped.rates()[0] == 0.0
+    stopped.record(1, [0.0])  # a step without spend does not resume it
+    assert stopped.rates()[0] == 0.0
 
 
 @pytest.mark.parametrize(
@@ -186,8 +191,8 @@ def test_pacer_stops_serving_within_the_safety_margin():
         ({"traffic_curve": [[0.5, 0.5], [0.5, 0.5]]}, "traffic_curve"),
         ({"traffic_curve": [[0.5], [0.4]]}, "traffic_curve"),
         ({"gain": -1.0}, "gain"),
-        ({"min_multiplier": 0.0}, "min_multiplier"),
-        ({"initial_multiplier": 1.5}, "initial_multiplier"),
+        ({"min_rate": 0.0}, "min_rate"),
+        ({"initial_rate": 1.5}, "initial_rate"),
         ({"safety_steps": -1.0}, "safety_steps"),
         ({"catch_up_steps": 0}, "catch_up_steps"),
         ({"catch_up_steps": 1.5}, "catch_up_steps"),

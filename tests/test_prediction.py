@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adsys.features import count_ad_stats, make_features
+from adsys.baseline import serve_random
+from adsys.features import FEATURE_COLUMNS, count_ad_stats, make_features
 from adsys.metrics import calibration_ratio, log_loss
 from adsys.prediction import (
     Calibrator,
@@ -149,3 +150,18 @@ def test_bad_inputs_raise(data):
         Calibrator("beta")
     with pytest.raises(ValueError, match="y must"):
         Calibrator().fit([0.1, 0.2], [0, 3])
+
+
+def test_logistic_lookup_tables_equal_the_pipeline():
+    """The fast serving path (sum of table lookups) predicts what sklearn predicts."""
+
+    world = World(seed=0)
+    log = serve_random(world, 0, 8000, np.random.default_rng(0))
+    features = make_features(world, log["user_id"], log["ad_id"], log["publisher_id"],
+                             log["hour"], log["position"])
+    model = LogisticClickModel().fit(features, log["clicked"])
+    fresh = serve_random(world, 1, 3000, np.random.default_rng(1))  # unseen campaigns too
+    rows = make_features(world, fresh["user_id"], fresh["ad_id"], fresh["publisher_id"],
+                         fresh["hour"], fresh["position"])
+    reference = model.estimator.predict_proba(rows[list(FEATURE_COLUMNS)])[:, 1]
+    np.testing.assert_allclose(model.predict(rows), reference, rtol=1e-9, atol=1e-12)

@@ -39,28 +39,26 @@ def reference_top_k(request_pos, ad_id, score, k) -> pd.DataFrame:
 
 
 @settings(max_examples=20, deadline=None)
-@given(k=st.integers(1, 60), seed=st.integers(0, 2**32 - 1), with_multipliers=st.booleans())
-def test_select_keeps_the_top_k_of_every_request(world, candidates, logged_stats, k, seed,
-                                                 with_multipliers):
+@given(k=st.integers(1, 60), seed=st.integers(0, 2**32 - 1))
+def test_select_keeps_the_top_k_of_every_request(world, candidates, logged_stats, k, seed):
     rng = np.random.default_rng(seed)
     selector = Selector(world, logged_stats)
     request_pos, ad_id = candidates
     shuffle = rng.permutation(len(ad_id))          # the result must not depend on input order
     request_pos, ad_id = request_pos[shuffle], ad_id[shuffle]
-    multipliers = rng.uniform(0, 2, len(world.campaigns)) if with_multipliers else None
-    kept_pos, kept_ad = selector.select(request_pos, ad_id, k, multipliers)
+    kept_pos, kept_ad = selector.select(request_pos, ad_id, k)
 
     n_candidates = np.bincount(request_pos)
     np.testing.assert_array_equal(np.bincount(kept_pos, minlength=len(n_candidates)),
                                   np.minimum(k, n_candidates))
-    score = selector.score(ad_id, multipliers)
+    score = selector.score(ad_id)
     expected = reference_top_k(request_pos, ad_id, score, k)
     np.testing.assert_array_equal(kept_pos, expected["request_pos"])
     np.testing.assert_array_equal(kept_ad, expected["ad_id"])
     # the kept scores are each request's k largest (pandas nlargest, ties aside)
     largest = (pd.Series(score).groupby(request_pos).nlargest(k)
                .groupby(level=0).sum().to_numpy())
-    kept_score = np.bincount(kept_pos, weights=selector.score(kept_ad, multipliers))
+    kept_score = np.bincount(kept_pos, weights=selector.score(kept_ad))
     np.testing.assert_allclose(kept_score, largest)
 
 
@@ -90,17 +88,6 @@ def test_ctr_is_beta_smoothed_and_update_adds_counts(world):
     assert abs(selector.ctr[0] - 0.1) < 0.01 and selector.ctr[1] < 0.5
 
 
-def test_a_zero_multiplier_sends_a_campaign_to_the_back(world, candidates):
-    request_pos, ad_id = candidates
-    selector = Selector(world)
-    campaign = world.ads["campaign_id"].to_numpy()
-    top = np.bincount(campaign[selector.select(request_pos, ad_id, k=5)[1]]).argmax()
-    multipliers = np.ones(len(world.campaigns))
-    multipliers[top] = 0.0
-    _, kept = selector.select(request_pos, ad_id, k=5, bid_multipliers=multipliers)
-    assert not np.any(campaign[kept] == top)
-
-
 def test_bad_inputs_raise(world, candidates):
     request_pos, ad_id = candidates
     selector = Selector(world)
@@ -112,11 +99,6 @@ def test_bad_inputs_raise(world, candidates):
         selector.select(request_pos, ad_id + len(world.ads), k=3)
     with pytest.raises(ValueError, match="request_pos"):
         selector.select(request_pos - 1, ad_id, k=3)
-    with pytest.raises(ValueError, match="bid_multipliers"):
-        selector.select(request_pos, ad_id, k=3, bid_multipliers=np.ones(2))
-    with pytest.raises(ValueError, match="bid_multipliers"):
-        selector.select(request_pos, ad_id, k=3,
-                        bid_multipliers=-np.ones(len(world.campaigns)))
     with pytest.raises(ValueError, match="prior_ctr"):
         Selector(world, prior_ctr=1.5)
     with pytest.raises(ValueError, match="ad_stats"):

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+DEFAULT_WORLD = Path(__file__).resolve().parents[2] / "data" / "world.toml"
 
 
 def _student_notebooks(args: argparse.Namespace) -> None:
@@ -14,6 +15,58 @@ def _student_notebooks(args: argparse.Namespace) -> None:
 
     for path in write_student_notebooks(args.source, args.out):
         print(f"wrote {path}")
+
+
+def _simulate(args: argparse.Namespace) -> None:
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+    from tqdm import tqdm
+
+    from adsys.report import ctr_figure, day_report, spend_figure
+    from adsys.simulate import SimulationConfig, simulate
+    from adsys.world import World, WorldConfig
+
+    config = SimulationConfig(k=args.k, reserve=args.reserve, pacing=not args.no_pacing)
+    world = World(WorldConfig.load(args.world), seed=args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results, reports = [], []
+    days = simulate(world, args.days, args.seed, config, n_requests=args.requests)
+    for result in tqdm(days, total=args.days, desc="simulated days", unit="day"):
+        results.append(result)
+        reports.append(day_report(result, config.attribution_window))
+    gzip = {"method": "gzip", "mtime": 0}  # no timestamp: the same seed gives the same bytes
+    pd.concat([r.impressions for r in results]).to_csv(
+        args.out / "impressions.csv.gz", index=False, compression=gzip)
+    pd.concat([r.clicks for r in results]).to_csv(
+        args.out / "clicks.csv.gz", index=False, compression=gzip)
+    summary = {"seed": args.seed, "days": args.days, "config": vars(config), "daily": reports}
+    (args.out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
+    spend_figure(results[-1]).savefig(args.out / "spend.png", dpi=120)
+    ctr_figure(results).savefig(args.out / "ctr.png", dpi=120)
+    last = reports[-1]
+    print(f"day {last['day']}: {last['impressions']:,} impressions, CTR {last['ctr']:.2%}, "
+          f"revenue ${last['revenue']:,.0f}, model log loss {last['model_log_loss']:.4f} "
+          f"(oracle {last['oracle_log_loss']:.4f})")
+    print(f"wrote impressions.csv.gz, clicks.csv.gz, report.json, spend.png, ctr.png "
+          f"to {args.out}")
+
+
+def _at_least(low: float, kind: type = int):
+    """An argparse type: a number of ``kind`` that is at least ``low``."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}; got {text!r}") \
+                from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}; got {text}")
+        return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +79,22 @@ def build_parser() -> argparse.ArgumentParser:
     student.add_argument("--source", type=Path, default=NOTEBOOKS,
                          help="folder of lab sources NN_name.py (default: the course's)")
     student.set_defaults(run=_student_notebooks)
+
+    sim = commands.add_parser(
+        "simulate", help="run the ad system for some days; write its logs and a report")
+    sim.add_argument("--days", type=_at_least(1), default=1, help="days to simulate (>= 1)")
+    sim.add_argument("--seed", type=_at_least(0), default=0, help="random seed (>= 0)")
+    sim.add_argument("--out", type=Path, required=True, help="folder for logs and report")
+    sim.add_argument("--requests", type=_at_least(1), default=None,
+                     help="requests per day (default: the world config's)")
+    sim.add_argument("--k", type=_at_least(1), default=10,
+                     help="candidates the selector passes to the click model (default 10)")
+    sim.add_argument("--reserve", type=_at_least(0.0, float), default=0.0,
+                     help="minimum eCPM in dollars per impression (default 0)")
+    sim.add_argument("--no-pacing", action="store_true", help="bid until budgets run out")
+    sim.add_argument("--world", type=Path, default=DEFAULT_WORLD,
+                     help="world config TOML (default: data/world.toml)")
+    sim.set_defaults(run=_simulate)
     return parser
 
 
@@ -33,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

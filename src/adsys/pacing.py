@@ -3,15 +3,21 @@
 The day is cut into T equal steps; ``traffic_curve[t]`` is the expected share of the
 day's traffic in step t. The plan for a campaign with budget B is to have spent
 ``B x cumulative traffic share`` by the end of each step, so spend follows traffic.
-:class:`Pacer` steers towards that plan with a bid multiplier in [0, 1] per campaign
-(bid shading: deterministic and smooth, unlike random throttling), and :func:`charge`
-bills clicks without ever letting a campaign's total exceed its budget.
+:class:`Pacer` steers towards that plan with a pacing rate in [0, 1] per campaign,
+and :func:`charge` bills clicks without ever letting a campaign's total exceed its
+budget.
+
+The simulator applies the rate as probabilistic throttling: a campaign takes part
+in each auction with probability equal to its rate (Agarwal et al., KDD 2014).
+Spend then responds about linearly to the rate, which keeps the controller stable;
+a bid multiplier (bid shading) would also work with this controller, but the
+auction makes spend jump when a shaded bid crosses a competitor's.
 
 The simulator's loop::
 
     pacer = Pacer(budgets, traffic_curve)
     for step in range(len(traffic_curve)):
-        m = pacer.bid_multipliers()          # bid = max CPC x m[campaign]; m == 0: skip
+        m = pacer.rates()                    # take part with chance m[campaign]; 0: never
         ...                                  # auctions and clicks of this step
         charged, unbilled = charge(pacer.spent, budgets, campaign_ids, prices)
         pacer.record(step, np.bincount(campaign_ids, charged, minlength=len(budgets)))
@@ -27,17 +33,17 @@ from adsys.validation import as_1d, as_2d, check_nonnegative, check_range, check
 
 
 class Pacer:
-    """Per-campaign budget pacing by a feedback controller on the bid multiplier.
+    """Per-campaign budget pacing by a feedback controller on the pacing rate.
 
     The plan is to have spent ``budget x cumulative traffic share`` by the end of each
     step. After each step the controller measures two shortfalls against the plan: this
     step's (planned minus charged spend of the step) and the cumulative one (planned
     minus charged spend so far), which it aims to close within ``catch_up_steps``.
     Both are scaled by the spend planned over the next ``catch_up_steps`` steps, and
-    the multiplier moves multiplicatively::
+    the rate moves multiplicatively::
 
         error = (step shortfall + cumulative shortfall / catch_up_steps) / planned spend ahead
-        m <- clip(m * exp(clip(gain * error, -log 2, log 2)), min_multiplier, 1)
+        m <- clip(m * exp(clip(gain * error, -log 2, log 2)), min_rate, 1)
 
     In log space this is a velocity-form proportional-integral controller on the
     cumulative shortfall: the step shortfall is its change (the proportional part) and
@@ -45,10 +51,12 @@ class Pacer:
     is zero on average when spend is on plan, however few clicks a step has. A step
     changes m by at most a factor of 2, and clipping m cannot wind the controller up.
 
-    A campaign stops being served (multiplier 0) once its remaining budget is at most
-    ``safety_steps`` times its largest single-step spend over the last
-    ``catch_up_steps`` steps, so the next step is unlikely to overspend
-    (:func:`charge` bills nothing beyond the budget anyway).
+    Near the end of a budget the rate is capped so that the next step cannot cost
+    more than the budget left: the cap assumes the highest spend per unit of rate and
+    of traffic seen so far today, times ``safety_steps``. Below ``min_rate`` the
+    campaign stops (rate 0). A campaign that was stopped is thus not resumed just
+    because its recent steps spent nothing, and :func:`charge` bills nothing beyond
+    the budget anyway.
 
     Parameters
     ----------
@@ -59,13 +67,13 @@ class Pacer:
         to 1: one curve for all campaigns, or one column per campaign (the share of the
         traffic it can reach, when targeting makes its day differ from the average).
     gain : float
-        Controller gain, >= 0; 0 keeps every multiplier at ``initial_multiplier``.
+        Controller gain, >= 0; 0 keeps every rate at ``initial_rate``.
     catch_up_steps : int, optional
         Horizon, in steps, over which a gap to the plan is closed; default T / 24 (an hour).
-    min_multiplier : float
-        Smallest multiplier while serving, in (0, 1].
-    initial_multiplier : float
-        Multiplier of the first step, in [min_multiplier, 1]. The default starts low and
+    min_rate : float
+        Smallest rate while serving, in (0, 1].
+    initial_rate : float
+        Rate of the first step, in [min_rate, 1]. The default starts low and
         lets the controller ramp up: an early overspend cannot be undone, an early
         underspend can.
     safety_steps : float
@@ -75,8 +83,8 @@ class Pacer:
     ----------
     spend_by_step : (T, n_campaigns) array
         Spend recorded in each step (zeros for steps not yet recorded).
-    multipliers_by_step : (T, n_campaigns) array
-        Multipliers served in each recorded step.
+    rates_by_step : (T, n_campaigns) array
+        Rates served in each recorded step.
     planned_spend : (T, n_campaigns) array
         The plan: budget x cumulative traffic share at the end of each step.
     """
@@ -88,9 +96,9 @@ class Pacer:
         *,
         gain: float = 1.0,
         catch_up_steps: int | None = None,
-        min_multiplier: float = 0.01,
-        initial_multiplier: float = 0.1,
-        safety_steps: float = 1.0,
+        min_rate: float = 0.01,
+        initial_rate: float = 0.1,
+        safety_steps: float = 2.0,
     ) -> None:
         self.budgets = check_nonnegative("budgets", as_1d("budgets", budgets))
         n_campaigns = len(self.budgets)
@@ -112,26 +120,26 @@ class Pacer:
             raise ValueError(f"catch_up_steps must be an integer >= 1; got {catch_up_steps!r}")
         self.catch_up_steps = int(check_range("catch_up_steps", catch_up_steps, 1, np.inf))
         self.gain = check_range("gain", float(gain), 0.0, np.inf)
-        self.min_multiplier = check_range(
-            "min_multiplier", float(min_multiplier), 0.0, 1.0, low_open=True
+        self.min_rate = check_range(
+            "min_rate", float(min_rate), 0.0, 1.0, low_open=True
         )
         initial = check_range(
-            "initial_multiplier", float(initial_multiplier), self.min_multiplier, 1.0
+            "initial_rate", float(initial_rate), self.min_rate, 1.0
         )
         self.safety_steps = check_range("safety_steps", float(safety_steps), 0.0, np.inf)
 
         self.traffic_curve = traffic
         self.planned_spend = np.cumsum(traffic, axis=0).reshape(n_steps, -1) * self.budgets
         self.spend_by_step = np.zeros((n_steps, n_campaigns))
-        self.multipliers_by_step = np.zeros((n_steps, n_campaigns))
+        self.rates_by_step = np.zeros((n_steps, n_campaigns))
         self.step = 0
         self._spent = np.zeros(n_campaigns)
-        self._multipliers = np.full(n_campaigns, initial)
+        self._rates = np.full(n_campaigns, initial)
 
     @classmethod
     def unpaced(cls, budgets, traffic_curve) -> Pacer:
-        """Baseline without pacing: bid in full (multiplier 1) until the budget runs out."""
-        return cls(budgets, traffic_curve, gain=0.0, initial_multiplier=1.0, safety_steps=0.0)
+        """Baseline without pacing: bid in full (rate 1) until the budget runs out."""
+        return cls(budgets, traffic_curve, gain=0.0, initial_rate=1.0, safety_steps=0.0)
 
     @property
     def n_steps(self) -> int:
@@ -148,21 +156,31 @@ class Pacer:
         """Budget left per campaign (never below 0)."""
         return np.maximum(self.budgets - self._spent, 0.0)
 
-    def bid_multipliers(self) -> np.ndarray:
-        """Multiplier per campaign for the current step, in [0, 1]; 0 means do not serve.
+    def rates(self) -> np.ndarray:
+        """Rate per campaign for the current step, in [0, 1]; 0 means do not serve.
 
-        Every multiplier is 0 once all T steps have been recorded.
+        Every rate is 0 once all T steps have been recorded.
         """
         if self.step >= self.n_steps:
             return np.zeros_like(self.budgets)
-        recent = self.spend_by_step[max(0, self.step - self.catch_up_steps) : self.step]
-        margin = self.safety_steps * recent.max(axis=0, initial=0.0)
+        remaining = self.budgets - self._spent
+        rates = self._rates.copy()
+        if self.safety_steps > 0:
+            past = self.traffic_curve[: self.step]
+            past = past[:, None] if past.ndim == 1 else past
+            exposure = (self.rates_by_step[: self.step] * past).sum(axis=0)
+            per_unit = np.divide(self._spent, exposure, out=np.zeros_like(exposure),
+                                 where=exposure > 0)
+            worst = self.safety_steps * per_unit * self.traffic_curve[self.step]
+            capped = worst > 0
+            rates[capped] = np.minimum(rates[capped], remaining[capped] / worst[capped])
+            rates[rates < self.min_rate] = 0.0
         # A rounding error's worth of budget left (1e-9 of it) counts as none.
-        serving = self.budgets - self._spent > np.maximum(margin, 1e-9 * self.budgets)
-        return np.where(serving, self._multipliers, 0.0)
+        rates[remaining <= 1e-9 * self.budgets] = 0.0
+        return rates
 
     def record(self, step: int, spend) -> None:
-        """Record the spend charged to each campaign in ``step`` and update the multipliers.
+        """Record the spend charged to each campaign in ``step`` and update the rates.
 
         Parameters
         ----------
@@ -175,7 +193,7 @@ class Pacer:
             raise ValueError(f"step must be {self.step} (record steps in order); got {step!r}")
         spend = check_nonnegative("spend", as_1d("spend", spend))
         check_same_length(budgets=self.budgets, spend=spend)
-        self.multipliers_by_step[step] = self.bid_multipliers()
+        self.rates_by_step[step] = self.rates()
         self.spend_by_step[step] = spend
         self._spent += spend
         self.step += 1
@@ -190,8 +208,8 @@ class Pacer:
         push = step_shortfall + shortfall / self.catch_up_steps
         error = np.divide(push, ahead, out=np.zeros_like(push), where=ahead > 0)
         change = np.clip(self.gain * error, -np.log(2.0), np.log(2.0))
-        self._multipliers = np.clip(
-            self._multipliers * np.exp(change), self.min_multiplier, 1.0
+        self._rates = np.clip(
+            self._rates * np.exp(change), self.min_rate, 1.0
         )
 
 

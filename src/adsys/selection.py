@@ -2,8 +2,8 @@
 
 The index returns hundreds of eligible ads per request, too many for the heavy click
 model. The selector scores every (request, ad) pair with a number that costs two
-array lookups, ``max_cpc x smoothed CTR of the ad`` (times an optional pacing
-multiplier per campaign), and keeps the K best per request. The smoothed CTR is the
+array lookups, ``max_cpc x smoothed CTR of the ad``, and keeps the K best per
+request. The smoothed CTR is the
 ad's logged clicks / impressions shrunk towards a prior (see
 :func:`adsys.features.smoothed_ctr`), so a new ad starts at the prior instead of at 0.
 """
@@ -15,7 +15,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from adsys.features import PRIOR_CTR, PRIOR_STRENGTH, ad_counts, as_integers, smoothed_ctr
-from adsys.validation import as_1d, check_nonnegative, check_range, check_same_length
+from adsys.validation import check_range, check_same_length
 from adsys.world import World
 
 __all__ = ["Selector"]
@@ -58,30 +58,13 @@ class Selector:
         """Smoothed CTR of every ad id."""
         return smoothed_ctr(self.clicks, self.impressions, self.prior_ctr, self.prior_strength)
 
-    def score(self, ad_id: ArrayLike, bid_multipliers: ArrayLike | None = None) -> np.ndarray:
-        """Cheap expected revenue per impression: ``max_cpc x ctr (x multiplier)``.
-
-        Parameters
-        ----------
-        ad_id : array-like of int
-            Ads to score.
-        bid_multipliers : array-like of float, optional
-            One non-negative multiplier per campaign (pacing); ``None`` means 1.
-        """
+    def score(self, ad_id: ArrayLike) -> np.ndarray:
+        """Cheap expected revenue per impression of each ad: ``max_cpc x ctr``."""
         ads = as_integers("ad_id", ad_id, 0, len(self.ad_campaign) - 1)
-        campaign = self.ad_campaign[ads]
-        score = self.max_cpc[campaign] * self.ctr[ads]
-        if bid_multipliers is None:
-            return score
-        multipliers = check_nonnegative("bid_multipliers",
-                                        as_1d("bid_multipliers", bid_multipliers))
-        if len(multipliers) != len(self.max_cpc):
-            raise ValueError(f"bid_multipliers must have one value per campaign "
-                             f"({len(self.max_cpc)}); got {len(multipliers)}")
-        return score * multipliers[campaign]
+        return self.max_cpc[self.ad_campaign[ads]] * self.ctr[ads]
 
-    def select(self, request_pos: ArrayLike, ad_id: ArrayLike, k: int,
-               bid_multipliers: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def select(self, request_pos: ArrayLike, ad_id: ArrayLike,
+               k: int) -> tuple[np.ndarray, np.ndarray]:
         """Keep the ``k`` highest-scoring ads of each request.
 
         Parameters
@@ -90,8 +73,6 @@ class Selector:
             Aligned candidate pairs, e.g. from :meth:`adsys.index.AdIndex.eligible`.
         k : int
             Ads to keep per request (>= 1); requests with fewer candidates keep all.
-        bid_multipliers : array-like of float, optional
-            Per-campaign multipliers, see :meth:`score`.
 
         Returns
         -------
@@ -107,7 +88,7 @@ class Selector:
         check_same_length(request_pos=requests, ad_id=ads)
         # The score depends on the ad only: rank the ads once, then one integer sort
         # by (request, ad rank) orders every request's candidates best first.
-        best_first = np.argsort(-self.score(np.arange(n_ads), bid_multipliers), kind="stable")
+        best_first = np.argsort(-self.score(np.arange(n_ads)), kind="stable")
         ad_rank = np.empty(n_ads, dtype=np.int64)
         ad_rank[best_first] = np.arange(n_ads)
         requests, rank = np.divmod(np.sort(requests * n_ads + ad_rank[ads]), n_ads)

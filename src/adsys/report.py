@@ -1,0 +1,96 @@
+"""The daily report: what a team looks at the morning after, in numbers and figures."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from adsys import metrics, plots
+from adsys.events import FEATURE_PREFIX, join_clicks
+from adsys.simulate import DayResult
+
+
+def billed_log(result: DayResult) -> pd.DataFrame:
+    """Impressions with ``clicked`` (a click was billed or over budget) and ``price``
+    (dollars actually charged), the columns :func:`adsys.metrics.online_metrics` reads."""
+    imp = result.impressions
+    return pd.DataFrame({
+        "request_id": imp["request_id"], "user_id": imp["user_id"],
+        "clicked": ((imp["charged"] + imp["unbilled"]) > 0).astype(np.int8),
+        "price": imp["charged"],
+    })
+
+
+def day_report(result: DayResult, window_seconds: float) -> dict[str, float]:
+    """Online metrics, budget delivery and model quality of one simulated day.
+
+    Model quality is measured on the day's own impressions: the model's
+    prediction at the slot each ad was shown in, against the attribution-window
+    label, next to the oracle (the world's true probability).
+    """
+    imp = result.impressions
+    report = {"day": result.day, "requests": result.n_requests,
+              "model_version": int(imp["model_version"].iloc[0])}
+    report.update(metrics.online_metrics(billed_log(result), result.n_requests))
+    budgets = result.pacer.budgets
+    active = np.zeros(len(budgets), bool)
+    active[imp["campaign_id"].unique()] = True
+    share = result.spend / np.where(budgets > 0, budgets, 1.0)
+    report.update({
+        "advertiser_spend": float(result.spend.sum()),
+        "unbilled_overdelivery": float(imp["unbilled"].sum()),
+        "campaigns_served": int(active.sum()),
+        "campaigns_spending_95_to_100_percent": int(((share >= 0.95) & active).sum()),
+    })
+    labelled, join = join_clicks(imp, result.clicks, window_seconds)
+    features = imp.filter(like=FEATURE_PREFIX).rename(columns=lambda c: c[len(FEATURE_PREFIX):])
+    predicted = result.model.predict(features)
+    label = labelled["clicked"].to_numpy()
+    report.update({
+        "model_log_loss": metrics.log_loss(label, predicted),
+        "oracle_log_loss": metrics.log_loss(label, imp["true_p"].to_numpy()),
+        "model_calibration": metrics.calibration_ratio(label, predicted),
+        "model_auc": metrics.roc_auc(label, predicted),
+        "late_clicks": join.late,
+        "duplicate_click_events": join.duplicates,
+    })
+    report.update({f"seconds_{stage}": round(s, 3) for stage, s in result.stage_seconds.items()})
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in report.items()}
+
+
+def spend_figure(result: DayResult) -> Figure:
+    """Cumulative spend of the budget-limited campaigns against the pacing plan."""
+    plots.style()
+    pacer = result.pacer
+    limited = result.spend >= 0.95 * pacer.budgets
+    hours = np.arange(1, pacer.n_steps + 1) * 24 / pacer.n_steps
+    fig, ax = plt.subplots()
+    if limited.any():
+        spent = np.cumsum(pacer.spend_by_step[:, limited], axis=0).sum(axis=1)
+        plan = pacer.planned_spend[:, limited].sum(axis=1)
+        total = pacer.budgets[limited].sum()
+        ax.plot(hours, plan / total, "--", color="0.4", label="plan: budget x traffic so far")
+        ax.plot(hours, spent / total, color="C0", label="charged")
+    ax.set(title=f"Day {result.day}: spend of the {limited.sum()} campaigns that used "
+                 f"95% or more of their budget", xlabel="hour of day",
+           ylabel="share of their total budget", xlim=(0, 24), xticks=range(0, 25, 3))
+    plots.percent_axis(ax)
+    ax.legend()
+    return fig
+
+
+def ctr_figure(results: list[DayResult]) -> Figure:
+    """Observed CTR of the shown ads by hour, one line per day."""
+    plots.style()
+    fig, ax = plt.subplots()
+    for result in results:
+        log = billed_log(result)
+        by_hour = log["clicked"].groupby(result.impressions["hour"]).mean()
+        ax.plot(by_hour.index, by_hour.to_numpy(), marker="o", ms=3, label=f"day {result.day}")
+    ax.set(title="Click-through rate of shown ads by hour", xlabel="hour of day",
+           ylabel="CTR", xticks=range(0, 24, 3))
+    plots.percent_axis(ax)
+    ax.legend()
+    return fig
