@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # Lab: clarify the problem on a real world
+# # Lab 1: clarify the problem on a real world
 #
 # "Show relevant ads" is a vague prompt. In an interview you sharpen it with
 # questions: who are the players, what does the system see, what is it paid for,
