@@ -40,6 +40,20 @@
 # carries over is the method and the shape of the results, not the milliseconds.
 # ```
 
+# %% tags=["remove-cell"]
+# On Colab, fetch the course and install its package first (Binder and local
+# installs already have it). The address is `repository.url` in _config.yml.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    COURSE = "https://github.com/ml-system-design-built/adsys-course"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", COURSE, "/content/course"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/course"],
+                   check=True)
+    sys.path.insert(0, "/content/course/src")
+
 # %%
 import time
 

@@ -84,3 +84,11 @@ def test_code_is_lint_clean():
     result = subprocess.run([str(ruff), "check", "src", "tests", "benchmarks", "notebooks"],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("source", LABS, ids=lambda p: p.name)
+def test_lab_can_install_itself_on_colab_from_the_configured_repository(source):
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    text = source.read_text()
+    assert '"google.colab" in sys.modules' in text, f"{source.name} has no Colab setup cell"
+    assert f'COURSE = "{url}"' in text, f"{source.name}: Colab cell must clone {url}"
