@@ -28,7 +28,9 @@ def day_report(result: DayResult, window_seconds: float) -> dict[str, float]:
 
     Model quality is measured on the day's own impressions: the model's
     prediction at the slot each ad was shown in, against the attribution-window
-    label, next to the oracle (the world's true probability).
+    label (a click arriving later counts as a non-click, as it does in training),
+    next to the oracle (the world's true probability). Campaign counts cover every
+    campaign that showed an ad, limited by its budget or not.
     """
     imp = result.impressions
     report = {"day": result.day, "requests": result.n_requests,
@@ -81,14 +83,19 @@ def spend_figure(result: DayResult) -> Figure:
     return fig
 
 
-def ctr_figure(results: list[DayResult]) -> Figure:
-    """Observed CTR of the shown ads by hour, one line per day."""
+def ctr_figure(results: list[DayResult], labels: list[str] | None = None) -> Figure:
+    """Observed CTR of the shown ads by hour, one line per result (labelled by day
+    unless ``labels`` are given)."""
     plots.style()
+    labels = labels or [f"day {result.day}" for result in results]
+    if len(labels) != len(results):
+        raise ValueError(f"labels must name each of the {len(results)} results; "
+                         f"got {len(labels)}")
     fig, ax = plt.subplots()
-    for result in results:
+    for result, label in zip(results, labels, strict=True):
         log = billed_log(result)
         by_hour = log["clicked"].groupby(result.impressions["hour"]).mean()
-        ax.plot(by_hour.index, by_hour.to_numpy(), marker="o", ms=3, label=f"day {result.day}")
+        ax.plot(by_hour.index, by_hour.to_numpy(), marker="o", ms=3, label=label)
     ax.set(title="Click-through rate of shown ads by hour", xlabel="hour of day",
            ylabel="CTR", xticks=range(0, 24, 3))
     plots.percent_axis(ax)
