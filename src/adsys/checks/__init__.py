@@ -6,7 +6,7 @@ A check takes the learner's answer, explains what is wrong when it is wrong
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 
 class CheckFailed(AssertionError):
@@ -40,4 +40,11 @@ def as_number(answer: object, name: str) -> float:
             from None
 
 
-CheckFunction = Callable[..., None]
+def explain_known_mistake(name: str, answer: object,
+                          mistakes: Iterable[tuple[object, str]],
+                          matches: Callable[[object, object], bool]) -> None:
+    """Raise :class:`CheckFailed` with the explanation of the first typical mistake
+    whose result ``answer`` ``matches``; ``mistakes`` pairs a wrong result with why."""
+    for wrong, explanation in mistakes:
+        if wrong is not None and matches(answer, wrong):
+            raise CheckFailed(f"`{name}`: {explanation}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from adsys.checks import CheckFailed, passed, require, require_answer
+from adsys.checks import CheckFailed, explain_known_mistake, passed, require, require_answer
 
 HOUR = 3600.0
 
@@ -84,9 +84,7 @@ def position_ctr(ctr_by_position: object, log: pd.DataFrame) -> None:
         (clicks / clicks.sum(), "this is each position's share of all clicks, not its CTR: divide "
          "by that position's impressions, not by the total number of clicks."),
     ]
-    for values, explanation in mistakes:
-        if _close(got, values):
-            raise CheckFailed(f"`ctr_by_position`: {explanation}")
+    explain_known_mistake("ctr_by_position", got, mistakes, _close)
     raise CheckFailed(
         f"`ctr_by_position` should be {', '.join(f'{v:.4f}' for v in want)} for positions "
         f"{', '.join(str(p) for p in reference.index)}; got "

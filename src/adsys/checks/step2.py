@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from adsys.checks import CheckFailed, as_number, passed, require
+from adsys.checks import CheckFailed, as_number, explain_known_mistake, passed, require
 
 PERCENTILE_METHODS = ("linear", "lower", "higher", "nearest", "midpoint", "inverted_cdf")
 
@@ -74,9 +74,7 @@ def p99_latency(p99_ms: object, timings_ns: object) -> None:
          "(mean + 2.33 standard deviations). Latency has a long right tail, so the normal "
          "formula misplaces it: take the empirical percentile of the timings."),
     ]
-    for value, explanation in mistakes:
-        if _close(got, value, rtol=1e-3):
-            raise CheckFailed(f"`p99_ms`: {explanation}")
+    explain_known_mistake("p99_ms", got, mistakes, lambda a, b: _close(a, b, rtol=1e-3))
     raise CheckFailed(
         f"`p99_ms` should be about {want:.3f} ms (anything from {low:.3f} to {high:.3f} "
         f"depending on how the percentile interpolates); got {got:.6g}. Convert "

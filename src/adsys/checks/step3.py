@@ -13,7 +13,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from adsys import experiment, metrics
-from adsys.checks import CheckFailed, as_number, passed, require, require_answer
+from adsys.checks import (
+    CheckFailed,
+    as_number,
+    explain_known_mistake,
+    passed,
+    require,
+    require_answer,
+)
 
 LN2 = math.log(2.0)
 LN10 = math.log(10.0)
@@ -85,9 +92,7 @@ def normalized_entropy_by_hand(ne_by_hand: object, y: ArrayLike, p: ArrayLike) -
         (want / LN10, "the logs have mixed bases: log10 in the log loss, natural log in the "
          "entropy. Use the same base for both."),
     ]
-    for value, explanation in mistakes:
-        if _close(got, value):
-            raise CheckFailed(f"`ne_by_hand`: {explanation}")
+    explain_known_mistake("ne_by_hand", got, mistakes, _close)
     raise CheckFailed(
         f"`ne_by_hand` should be {want:.4f}; got {got:.4f}. Compute the log loss "
         "-mean(y log p + (1 - y) log(1 - p)), then divide it by the entropy of q = mean(y), "
@@ -241,9 +246,8 @@ def sample_size(n_per_arm: object, base_rate: float, relative_lift: float,
          f"the time. Use power = {power}."),
         (size(power=0.9), f"this has 90% power; the question asks for {power:.0%}."),
     ]
-    for value, explanation in mistakes:
-        if value is not None and abs(got - value) <= max(1.0, 0.002 * value):
-            raise CheckFailed(f"`n_per_arm`: {explanation}")
+    explain_known_mistake("n_per_arm", got, mistakes,
+                          lambda a, b: abs(a - b) <= max(1.0, 0.002 * b))
     hint = "too small" if got < want else "too large"
     raise CheckFailed(
         f"`n_per_arm` should be {want:,} impressions per arm; got {got:,.0f} ({hint}). Use "

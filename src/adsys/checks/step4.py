@@ -12,7 +12,14 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from adsys.auction import run_auction
-from adsys.checks import CheckFailed, as_number, passed, require, require_answer
+from adsys.checks import (
+    CheckFailed,
+    as_number,
+    explain_known_mistake,
+    passed,
+    require,
+    require_answer,
+)
 from adsys.events import join_clicks
 
 GSP_RULE = ("price of slot s = max(eCPM of the next eligible ad, reserve) / own pCTR, "
@@ -184,9 +191,8 @@ def pacing_plan(planned_spend: object, budget: float, hourly_traffic: ArrayLike,
         (budget * (1 - share), "this is the budget left for the rest of the day; the plan is "
          "what should have been spent so far."),
     ]
-    for value, explanation in mistakes:
-        if np.isclose(got, value, rtol=1e-6):
-            raise CheckFailed(f"`planned_spend`: {explanation}")
+    explain_known_mistake("planned_spend", got, mistakes,
+                          lambda a, b: bool(np.isclose(a, b, rtol=1e-6)))
     raise CheckFailed(
         f"`planned_spend` should be ${want:.2f}; got {got:.2f}. Multiply the daily budget "
         f"by the share of the day's traffic in hours 0 to {by_hour - 1}.")
@@ -278,9 +284,7 @@ def window_positives(n_positives: object, impressions: pd.DataFrame, clicks: pd.
         (len(clicks), "this is the number of click events received, duplicates and late "
          "clicks included."),
     ]
-    for value, explanation in mistakes:
-        if got == value:
-            raise CheckFailed(f"`n_positives`: {explanation}")
+    explain_known_mistake("n_positives", got, mistakes, lambda a, b: a == b)
     raise CheckFailed(
         f"`n_positives` should be {want:,}; got {int(got):,}. Keep clicks received by "
         "`as_of`, take each impression's first click, label it positive if the delay is at "
