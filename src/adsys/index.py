@@ -59,8 +59,7 @@ class AdIndex:
         self._user_region = users["region"].to_numpy()
         self._user_age = users["age_band"].to_numpy()
         self._user_device = users["device"].to_numpy()
-        strong = world.interests >= world.config.interest_threshold
-        self._user_topics = (strong * (1 << np.arange(world.config.n_topics))).sum(axis=1)
+        self._user_topics = world.user_topic_bits
 
     def eligible(self, requests: Requests, day: int,
                  has_budget: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -209,7 +209,8 @@ class World:
             "requests_per_day": self._user_share * c.requests_per_day,
         })
         strong = self.interests >= c.interest_threshold
-        self._user_topic_bits = (strong * (1 << np.arange(c.n_topics))).sum(axis=1)
+        # Bit t is set when the user's interest in topic t counts for interest targeting.
+        self.user_topic_bits = (strong * (1 << np.arange(c.n_topics))).sum(axis=1)
 
     def _make_advertisers(self, rng: np.random.Generator) -> None:
         c = self.config
@@ -318,7 +319,7 @@ class World:
             (camp["region_mask"].to_numpy() >> u["region"].to_numpy()[users] & 1).astype(bool)
             & (camp["age_mask"].to_numpy() >> u["age_band"].to_numpy()[users] & 1).astype(bool)
             & (camp["device_mask"].to_numpy() >> u["device"].to_numpy()[users] & 1).astype(bool)
-            & ((topic_mask == 0) | (topic_mask & self._user_topic_bits[users]) != 0)
+            & ((topic_mask == 0) | (topic_mask & self.user_topic_bits[users]) != 0)
         )
 
     # ----- the click model --------------------------------------------------
