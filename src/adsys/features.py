@@ -48,7 +48,13 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from adsys.validation import as_1d, check_nonnegative, check_range, check_same_length
+from adsys.validation import (
+    as_1d,
+    as_integers,
+    check_nonnegative,
+    check_range,
+    check_same_length,
+)
 from adsys.world import AGE_BANDS, DEVICES, GENDERS, REGIONS, World
 
 __all__ = [
@@ -59,7 +65,6 @@ __all__ = [
     "PRIOR_STRENGTH",
     "SERVING_POSITION",
     "ad_counts",
-    "as_integers",
     "count_ad_stats",
     "make_features",
     "smoothed_ctr",
@@ -78,25 +83,6 @@ PRIOR_CTR = 0.02
 PRIOR_STRENGTH = 100.0
 SERVING_POSITION = 1
 AD_STATS_COLUMNS = ("ad_id", "impressions", "clicks")
-
-
-def as_integers(name: str, values: ArrayLike, low: int, high: int) -> np.ndarray:
-    """Return ``values`` as a 1-D int64 array (may be empty) of integers in [low, high].
-
-    Raises
-    ------
-    ValueError
-        Naming ``name`` if the values are not integers or fall outside the range.
-    """
-    array = as_1d(name, values, dtype=None, allow_empty=True)
-    if array.size == 0:
-        return array.astype(np.int64)
-    if array.dtype.kind not in "iu":
-        raise ValueError(f"{name} must hold integers; got dtype {array.dtype}")
-    if array.min() < low or array.max() > high:
-        raise ValueError(f"{name} must be integers in [{low}, {high}]; "
-                         f"got values from {array.min()} to {array.max()}")
-    return array.astype(np.int64, copy=False)
 
 
 def smoothed_ctr(clicks: np.ndarray, impressions: np.ndarray, prior_ctr: float = PRIOR_CTR,

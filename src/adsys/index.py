@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from adsys.features import as_integers
+from adsys.validation import as_integers
 from adsys.world import AGE_BANDS, DEVICES, REGIONS, Requests, World
 
 __all__ = ["AdIndex"]

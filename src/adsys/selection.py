@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from adsys.features import PRIOR_CTR, PRIOR_STRENGTH, ad_counts, as_integers, smoothed_ctr
-from adsys.validation import check_range, check_same_length
+from adsys.features import PRIOR_CTR, PRIOR_STRENGTH, ad_counts, smoothed_ctr
+from adsys.validation import as_integers, check_range, check_same_length
 from adsys.world import World
 
 __all__ = ["Selector"]

@@ -74,3 +74,22 @@ def check_range(name: str, value: float, low: float, high: float,
         left, right = ("(" if low_open else "["), (")" if high_open else "]")
         raise ValueError(f"{name} must be in {left}{low}, {high}{right}; got {value!r}")
     return value
+
+
+def as_integers(name: str, values: object, low: int, high: int) -> np.ndarray:
+    """Return ``values`` as a 1-D int64 array (may be empty) of integers in [low, high].
+
+    Raises
+    ------
+    ValueError
+        Naming ``name`` if the values are not integers or fall outside the range.
+    """
+    array = as_1d(name, values, dtype=None, allow_empty=True)
+    if array.size == 0:
+        return array.astype(np.int64)
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold integers; got dtype {array.dtype}")
+    if array.min() < low or array.max() > high:
+        raise ValueError(f"{name} must be integers in [{low}, {high}]; "
+                         f"got values from {array.min()} to {array.max()}")
+    return array.astype(np.int64, copy=False)
