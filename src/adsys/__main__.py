@@ -23,36 +23,41 @@ def _simulate(args: argparse.Namespace) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import pandas as pd
     from tqdm import tqdm
 
+    from adsys.prediction import LightGBMClickModel, LogisticClickModel
     from adsys.report import ctr_figure, day_report, spend_figure
     from adsys.simulate import SimulationConfig, simulate
     from adsys.world import World, WorldConfig
 
     config = SimulationConfig(k=args.k, reserve=args.reserve, pacing=not args.no_pacing)
     world = World(WorldConfig.load(args.world), seed=args.seed)
+    make_model = {"logistic": LogisticClickModel, "lightgbm": LightGBMClickModel}[args.model]
     args.out.mkdir(parents=True, exist_ok=True)
-    results, reports = [], []
-    days = simulate(world, args.days, args.seed, config, n_requests=args.requests)
-    for result in tqdm(days, total=args.days, desc="simulated days", unit="day"):
-        results.append(result)
-        reports.append(day_report(result, config.attribution_window))
+    summary = {"seed": args.seed, "days": args.days, "model": args.model,
+               "config": vars(config), "daily": []}
     gzip = {"method": "gzip", "mtime": 0}  # no timestamp: the same seed gives the same bytes
-    pd.concat([r.impressions for r in results]).to_csv(
-        args.out / "impressions.csv.gz", index=False, compression=gzip)
-    pd.concat([r.clicks for r in results]).to_csv(
-        args.out / "clicks.csv.gz", index=False, compression=gzip)
-    summary = {"seed": args.seed, "days": args.days, "config": vars(config), "daily": reports}
-    (args.out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
-    spend_figure(results[-1]).savefig(args.out / "spend.png", dpi=120)
-    ctr_figure(results).savefig(args.out / "ctr.png", dpi=120)
-    last = reports[-1]
-    print(f"day {last['day']}: {last['impressions']:,} impressions, CTR {last['ctr']:.2%}, "
-          f"revenue ${last['revenue']:,.0f}, model log loss {last['model_log_loss']:.4f} "
-          f"(oracle {last['oracle_log_loss']:.4f})")
-    print(f"wrote impressions.csv.gz, clicks.csv.gz, report.json, spend.png, ctr.png "
-          f"to {args.out}")
+    days = simulate(world, args.days, args.seed, config, make_model, n_requests=args.requests)
+    last = None
+    for result in tqdm(days, total=args.days, desc="simulated days", unit="day"):
+        # Each day is written as it ends, so a failure keeps the days before it.
+        stem = f"day{result.day:03d}"
+        result.impressions.to_csv(args.out / f"impressions_{stem}.csv.gz", index=False,
+                                  compression=gzip)
+        result.clicks.to_csv(args.out / f"clicks_{stem}.csv.gz", index=False,
+                             compression=gzip)
+        summary["daily"].append(day_report(result, config.attribution_window))
+        (args.out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
+        last = result
+    spend_figure(last).savefig(args.out / "spend.png", dpi=120)
+    ctr_figure([last]).savefig(args.out / "ctr.png", dpi=120)
+    day = summary["daily"][-1]
+    quality = ("no model metrics (see notes)" if day["model_log_loss"] is None else
+               f"model log loss {day['model_log_loss']:.4f} (oracle {day['oracle_log_loss']:.4f})")
+    print(f"day {day['day']}: {day['impressions']:,} impressions, CTR {day['ctr']:.2%}, "
+          f"revenue ${day['revenue']:,.0f}, {quality}")
+    print(f"wrote impressions_dayNNN.csv.gz, clicks_dayNNN.csv.gz, report.json, spend.png, "
+          f"ctr.png to {args.out}")
 
 
 def _at_least(low: float, kind: type = int):
@@ -70,6 +75,8 @@ def _at_least(low: float, kind: type = int):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from adsys.simulate import SimulationConfig
+
     parser = argparse.ArgumentParser(prog="python -m adsys", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     student = commands.add_parser(
@@ -87,10 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", type=Path, required=True, help="folder for logs and report")
     sim.add_argument("--requests", type=_at_least(1), default=None,
                      help="requests per day (default: the world config's)")
-    sim.add_argument("--k", type=_at_least(1), default=10,
-                     help="candidates the selector passes to the click model (default 10)")
-    sim.add_argument("--reserve", type=_at_least(0.0, float), default=0.0,
-                     help="minimum eCPM in dollars per impression (default 0)")
+    sim.add_argument("--k", type=_at_least(2), default=SimulationConfig.k,
+                     help="candidates the selector passes to the click model; more than the "
+                          f"page's slots (default {SimulationConfig.k})")
+    sim.add_argument("--reserve", type=_at_least(0.0, float), default=SimulationConfig.reserve,
+                     help="minimum eCPM in dollars per thousand impressions "
+                          f"(default {SimulationConfig.reserve:g})")
+    sim.add_argument("--model", choices=("logistic", "lightgbm"), default="logistic",
+                     help="the click model retrained every night (default logistic)")
     sim.add_argument("--no-pacing", action="store_true", help="bid until budgets run out")
     sim.add_argument("--world", type=Path, default=DEFAULT_WORLD,
                      help="world config TOML (default: data/world.toml)")
@@ -102,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (ValueError, OSError) as error:
+    except (ValueError, TypeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -1,9 +1,10 @@
 """Auction: rank by eCPM, apply a reserve price, charge generalized second price.
 
-Every candidate is scored by its eCPM = bid x pCTR, the expected revenue of showing it
-(per impression; ``bid`` is a maximum cost per click and ``pctr`` the position-1 click
-probability). Under a position-based click model the position effect multiplies every
-ad alike, so ranking on the position-1 pCTR gives the same order in every slot.
+Every candidate is scored by its eCPM = 1000 x bid x pCTR, the expected revenue of a
+thousand impressions of it, in dollars (``bid`` is a maximum cost per click and
+``pctr`` the position-1 click probability). Under a position-based click model the
+position effect multiplies every ad alike, so ranking on the position-1 pCTR gives the
+same order in every slot.
 
 Rules, shared by the batch path (:func:`run_auctions`, the simulator) and the
 single-request path (:func:`run_auction`, the stable public API):
@@ -14,21 +15,21 @@ single-request path (:func:`run_auction`, the stable public API):
 - Eligible candidates fill the slots by eCPM, highest first. Ties go to the lower
   candidate index, so the result is deterministic.
 - Generalized second price, per click: the ad in slot s pays the smallest bid that
-  keeps its rank, ``max(eCPM of the next eligible candidate, reserve) / own pCTR``;
-  with no next candidate that is the reserve floor ``reserve / own pCTR``. It is
-  never above the ad's own bid.
+  keeps its rank, ``max(eCPM of the next eligible candidate, reserve) / (1000 x own
+  pCTR)``; with no next candidate that is the reserve floor ``reserve / (1000 x own
+  pCTR)``. It is never above the ad's own bid.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral
 
 import numpy as np
 
 from adsys.validation import (
     as_1d,
     as_2d,
+    check_int,
     check_nonnegative,
     check_probabilities,
     check_range,
@@ -43,12 +44,15 @@ class BatchAuctionResult:
 
     Attributes
     ----------
-    slots : (n_requests, n_slots) int array
+    slots : (n_requests, width) int array
         Candidate index shown in each slot, best first; -1 where the slot is unfilled.
-    prices : (n_requests, n_slots) float array
+        ``width = min(n_slots, max_candidates)``: slots no candidate could fill are
+        not stored.
+    prices : (n_requests, width) float array
         Cost per click of each slot's ad; 0 where unfilled.
-    ecpm : (n_requests, n_slots) float array
-        eCPM (bid x pCTR) of each slot's ad; 0 where unfilled.
+    ecpm : (n_requests, width) float array
+        eCPM (1000 x bid x pCTR, dollars per thousand impressions) of each slot's ad;
+        0 where unfilled.
     """
 
     slots: np.ndarray
@@ -67,7 +71,7 @@ class AuctionResult:
     prices : 1-D float array
         Cost per click of each filled slot.
     ecpm : 1-D float array
-        eCPM (bid x pCTR) of each filled slot's ad.
+        eCPM (1000 x bid x pCTR, dollars per thousand impressions) of each filled slot.
     """
 
     slots: np.ndarray
@@ -87,7 +91,7 @@ def run_auctions(bids, pctr, n_slots: int, reserve: float = 0.0) -> BatchAuction
     n_slots : int
         Number of ad slots per request, >= 1.
     reserve : float
-        Minimum eCPM (bid x pCTR) to be shown, >= 0.
+        Minimum eCPM to be shown, in dollars per thousand impressions (>= 0).
 
     Returns
     -------
@@ -97,20 +101,19 @@ def run_auctions(bids, pctr, n_slots: int, reserve: float = 0.0) -> BatchAuction
     bids = check_nonnegative("bids", as_2d("bids", bids))
     pctr = check_probabilities("pctr", as_2d("pctr", pctr))
     check_same_shape(bids=bids, pctr=pctr)
-    if isinstance(n_slots, bool) or not isinstance(n_slots, Integral):
-        raise ValueError(f"n_slots must be an integer >= 1; got {n_slots!r}")
-    check_range("n_slots", n_slots, 1, np.inf)
-    reserve = check_range("reserve", float(reserve), 0.0, np.inf)
+    n_slots = check_int("n_slots", n_slots, 1)
+    reserve = check_range("reserve", reserve, 0.0, np.inf)
 
-    # Pad to at least n_slots + 1 columns so the runner-up of the last slot always exists.
+    # One padding column, so the runner-up of the last slot always exists.
     n_requests, n_candidates = bids.shape
-    width = max(n_candidates, n_slots + 1)
+    n_slots = min(n_slots, n_candidates)
+    width = n_candidates + 1
     padded_bids = np.zeros((n_requests, width))
     padded_pctr = np.zeros((n_requests, width))
     padded_bids[:, :n_candidates] = bids
     padded_pctr[:, :n_candidates] = pctr
 
-    ecpm = padded_bids * padded_pctr
+    ecpm = 1000.0 * padded_bids * padded_pctr
     score = np.where((ecpm > 0) & (ecpm >= reserve), ecpm, -np.inf)
     # A stable sort of -score keeps equal eCPMs in index order: lower index wins ties.
     order = np.argsort(-score, axis=1, kind="stable")[:, : n_slots + 1]
@@ -121,7 +124,8 @@ def run_auctions(bids, pctr, n_slots: int, reserve: float = 0.0) -> BatchAuction
     win_bid = np.take_along_axis(padded_bids, winners, axis=1)
     win_pctr = np.take_along_axis(padded_pctr, winners, axis=1)
     threshold = np.maximum(ranked[:, 1:], reserve)  # -inf (no next candidate) -> reserve
-    prices = np.divide(threshold, win_pctr, out=np.zeros_like(threshold), where=filled)
+    prices = np.divide(threshold, 1000.0 * win_pctr, out=np.zeros_like(threshold),
+                       where=filled)
     return BatchAuctionResult(
         slots=np.where(filled, winners, -1),
         prices=np.minimum(prices, win_bid),
@@ -141,13 +145,13 @@ def run_auction(bids, pctr, n_slots: int = 1, reserve: float = 0.0) -> AuctionRe
     n_slots : int
         Number of ad slots, >= 1.
     reserve : float
-        Minimum eCPM (bid x pCTR) to be shown, >= 0.
+        Minimum eCPM to be shown, in dollars per thousand impressions (>= 0).
 
     Returns
     -------
     AuctionResult
         Filled slots only, best first: ``slots``, ``prices`` (cost per click, at least
-        ``reserve / pctr`` and never above the bid) and ``ecpm``.
+        ``reserve / (1000 x pctr)`` and never above the bid) and ``ecpm``.
     """
     bids = as_1d("bids", bids, allow_empty=True)
     pctr = as_1d("pctr", pctr, allow_empty=True)

@@ -1,8 +1,9 @@
 """The naive random server: the baseline every later chapter improves on.
 
 It shows each request ``n_slots`` ads drawn uniformly at random among the active
-ads whose targeting matches the user, with no model and no auction. Its logs are
-unbiased by any model (every eligible ad had the same chance), which makes them
+ads whose targeting accepts the user (the platform's :class:`~adsys.index.AdIndex`
+decides), with no model and no auction, and lets the world draw the clicks. Its logs
+are unbiased by any model (every eligible ad had the same chance), which makes them
 the cleanest data for looking at position and interest effects.
 """
 
@@ -11,9 +12,30 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from adsys.history import ExposureCounter
+from adsys.index import AdIndex
+from adsys.validation import check_int
 from adsys.world import World
 
-CANDIDATE_DRAWS = 40  # random ads tried per request; enough to fill the slots almost always
+CANDIDATE_DRAWS = 60  # random ads tried per request; enough to fill the slots almost always
+
+
+def prior_exposures(users: np.ndarray, ads: np.ndarray,
+                    counter: ExposureCounter | None = None) -> np.ndarray:
+    """Times each impression's user had already seen its ad today, impressions in time order.
+
+    ``counter`` holds the exposures before this batch (``None``: none); repeats of a
+    (user, ad) pair inside the batch count too.
+    """
+    keys = np.asarray(users, np.int64) * (int(np.max(ads, initial=0)) + 1) + np.asarray(ads)
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    start = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]] if len(keys) else np.zeros(0, bool)
+    index = np.arange(len(keys))
+    within = np.empty(len(keys), np.int64)
+    within[order] = index - np.maximum.accumulate(np.where(start, index, 0))
+    before = 0 if counter is None else counter.counts(users, ads)
+    return before + within
 
 
 def serve_random(world: World, day: int, n_requests: int, rng: np.random.Generator,
@@ -21,16 +43,17 @@ def serve_random(world: World, day: int, n_requests: int, rng: np.random.Generat
     """Serve ``n_requests`` requests of ``day`` at random; return the impression log.
 
     One row per impression with request_id, time, hour, user_id, publisher_id,
-    device, ad_id, campaign_id, position (1-based), max_cpc and clicked. With
-    ``with_truth`` the row also carries ``true_p``, the world's click probability,
-    which no real log has.
+    device, ad_id, campaign_id, position (1-based), max_cpc, exposures (times the user
+    already saw the ad in this log) and clicked. With ``with_truth`` the row also
+    carries ``true_p``, the world's click probability, which no real log has.
     """
-    req = world.requests(day, rng, n=n_requests)
-    slots = world.config.n_slots
-    active = np.flatnonzero(world.active_ads(day))
+    view = world.view
+    req = world.requests(day, rng, n=check_int("n_requests", n_requests, 1))
+    slots = view.n_slots
+    active = np.flatnonzero(view.active_ads(day))
     draws = rng.choice(active, size=(len(req), CANDIDATE_DRAWS))
     users = np.repeat(req.user[:, None], CANDIDATE_DRAWS, axis=1)
-    ok = world.matches_targeting(users.ravel(), draws.ravel()).reshape(draws.shape)
+    ok = AdIndex(view).matches(users.ravel(), draws.ravel()).reshape(draws.shape)
     # Drop repeats of an ad within a request, then keep the first `slots` matches.
     sorted_draws = np.sort(draws, axis=1)
     repeat = np.zeros_like(ok)
@@ -40,8 +63,7 @@ def serve_random(world: World, day: int, n_requests: int, rng: np.random.Generat
     rank = np.cumsum(ok, axis=1)
     row, col = np.nonzero(ok & (rank <= slots))
     ads = draws[row, col]
-    position = rank[row, col]
-    campaign = world.ads["campaign_id"].to_numpy()[ads]
+    campaign = view.ads["campaign_id"].to_numpy()[ads]
     log = pd.DataFrame({
         "request_id": req.request_id[row],
         "time": req.time[row],
@@ -51,11 +73,12 @@ def serve_random(world: World, day: int, n_requests: int, rng: np.random.Generat
         "device": req.device[row],
         "ad_id": ads,
         "campaign_id": campaign,
-        "position": position,
-        "max_cpc": world.campaigns["max_cpc"].to_numpy()[campaign],
+        "position": rank[row, col],
+        "max_cpc": view.campaigns["max_cpc"].to_numpy()[campaign],
+        "exposures": prior_exposures(req.user[row], ads),
     })
     p = world.click_probability(log["user_id"], log["ad_id"], log["publisher_id"],
-                                log["hour"], log["position"], day)
+                                log["hour"], log["position"], day, log["exposures"])
     log["clicked"] = world.draw_clicks(p, rng).astype(np.int8)
     if with_truth:
         log["true_p"] = p

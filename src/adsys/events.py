@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from adsys.validation import check_range
+from adsys.validation import as_1d, check_range
 
 IMPRESSION_COLUMNS = (
     "impression_id", "request_id", "time", "day", "hour", "user_id", "publisher_id",
@@ -41,9 +41,13 @@ class JoinReport:
 
 
 def _require_columns(name: str, frame: pd.DataFrame, columns: tuple[str, ...]) -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{name} must be a DataFrame; got {type(frame).__name__}")
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{name} is missing columns {missing}")
+    for column in columns:
+        as_1d(f"{name}.{column}", frame[column].to_numpy(), allow_empty=True)
 
 
 def join_clicks(impressions: pd.DataFrame, clicks: pd.DataFrame,
@@ -53,7 +57,7 @@ def join_clicks(impressions: pd.DataFrame, clicks: pd.DataFrame,
     Returns a copy of ``impressions`` with ``clicked`` (0/1, first click within the
     window), ``click_time`` (of the first click, NaN if none) and ``late_click``
     (a first click that came after the window), plus a :class:`JoinReport`.
-    Clicks may be in any order and may repeat.
+    Clicks may be in any order and may repeat; times must be finite numbers.
     """
     _require_columns("impressions", impressions, ("impression_id", "time"))
     _require_columns("clicks", clicks, CLICK_COLUMNS)
@@ -80,20 +84,36 @@ def join_clicks(impressions: pd.DataFrame, clicks: pd.DataFrame,
     return labelled, report
 
 
+def closed_labels(impressions: pd.DataFrame, clicks: pd.DataFrame, window_seconds: float,
+                  as_of: float, closed_after: float | None = None) -> pd.DataFrame:
+    """Labelled impressions whose attribution window closed in ``(closed_after, as_of]``.
+
+    ``closed_after=None`` takes every impression closed by ``as_of``. Only clicks
+    received by ``as_of`` are known. Impressions still inside their window are left
+    out rather than labelled negative too early; a nightly job passes the previous
+    night as ``closed_after`` to count each impression exactly once, on the first
+    night its label is final.
+    """
+    as_of = check_range("as_of", as_of, 0, np.inf, high_open=True)
+    closed_after = -np.inf if closed_after is None else check_range(
+        "closed_after", closed_after, -np.inf, as_of)
+    _require_columns("clicks", clicks, CLICK_COLUMNS)
+    labelled, _ = join_clicks(impressions, clicks[clicks["click_time"] <= as_of],
+                              window_seconds)
+    closes = labelled["time"] + window_seconds
+    return labelled[(closes > closed_after) & (closes <= as_of)].reset_index(drop=True)
+
+
 def training_data(impressions: pd.DataFrame, clicks: pd.DataFrame, window_seconds: float,
                   as_of: float) -> tuple[pd.DataFrame, pd.Series]:
     """Features as served and labels, for impressions whose window closed by ``as_of``.
 
     Returns ``(features, clicked)``: the ``f_``-prefixed columns logged at serving
-    time (prefix removed) and the 0/1 label. Impressions still inside their window
-    are left out rather than labelled negative too early.
+    time (prefix removed) and the 0/1 label (see :func:`closed_labels`).
     """
-    check_range("as_of", as_of, 0, np.inf, high_open=True)
-    labelled, _ = join_clicks(impressions, clicks[clicks["click_time"] <= as_of],
-                              window_seconds)
-    closed = labelled[labelled["time"] + window_seconds <= as_of]
+    closed = closed_labels(impressions, clicks, window_seconds, as_of)
     feature_columns = [c for c in closed.columns if c.startswith(FEATURE_PREFIX)]
     if not feature_columns:
         raise ValueError(f"impressions has no logged feature columns ({FEATURE_PREFIX}*)")
     features = closed[feature_columns].rename(columns=lambda c: c[len(FEATURE_PREFIX):])
-    return features.reset_index(drop=True), closed["clicked"].reset_index(drop=True)
+    return features, closed["clicked"]

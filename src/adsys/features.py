@@ -2,227 +2,216 @@
 
 :func:`make_features` turns aligned arrays of (user, ad, page, hour, position), one
 entry per (request, ad) pair, into a feature table. The trainer calls it on logged
-impressions; the predictor calls it on the selector's candidates. Because both go
-through the same code, with the same fixed category lists, a row gets the same
-features in a training batch, a serving batch or alone.
+impressions (or reads the features logged at serving time); the server calls it on
+the candidates of a request. Both go through the same code with the same fixed
+category lists, so a row gets the same features in a training batch, a serving
+batch or alone.
 
-Only what a real platform observes goes in. The world's hidden ``true_quality`` and
-the true relevance never do; the ad's quality reaches the model only through its
-logged click history (``ad_ctr_logit``) and its campaign and advertiser ids.
+Only what the platform observes goes in: the :class:`~adsys.observable.PlatformView`
+tables, the request, the platform's own counts (:class:`~adsys.history.History`,
+from closed attribution windows) and today's exposures
+(:class:`~adsys.history.ExposureCounter`). The world's true interests, ad quality
+and click probabilities never do.
 
 Columns (categoricals use pandas ``category`` dtype with fixed categories):
 
-- ``age_band``, ``gender``, ``region``, ``device`` (categorical): the user's
-  profile (in the toy world a user always browses from the same device).
-- ``ad_topic`` (categorical): the topic of the ad.
-- ``campaign_id``, ``advertiser_id`` (categorical, every id of the world): who runs
-  the ad; ids unseen in training act as cold start.
-- ``page_topic`` (categorical): the topic of the publisher's page.
-- ``position`` (categorical, 1..n_slots): the slot the ad was shown in. Training
-  rows carry the logged slot so the model learns the position bias separately from
-  relevance; serving passes :data:`SERVING_POSITION` (slot 1) for every candidate,
-  which removes the position effect and makes the pCTR comparable across ads (the
-  auction then ranks by position-1 eCPM).
-- ``hour`` (int), ``hour_sin``, ``hour_cos`` (float): hour of day, raw and on the
-  24-hour circle so 23:00 and 00:00 are neighbours.
+- ``age_band``, ``gender``, ``region``, ``device``: the user's profile.
+- ``ad_topic``, ``campaign_id``, ``advertiser_id``: the ad and who runs it (every id
+  of the view is a category; ids unseen in training act as cold start).
+- ``page_topic``: the topic of the publisher's page; ``hour``: hour of day (0-23).
+- ``position`` (1..n_slots): the slot. Training rows carry the logged slot so the
+  model learns the position effect apart from relevance; serving passes
+  :data:`SERVING_POSITION` for every candidate, so pCTRs compare across ads and the
+  auction ranks by position-1 eCPM.
 - ``page_topic_match`` (0/1): the page topic equals the ad topic.
-- ``user_topic_interest`` (float in [0, 1]): the user's interest in the ad's topic,
-  read from ``world.interests``. It stands for the platform's inferred interest
-  profile (in production, estimated from browsing and past clicks); the toy world
-  lets the platform see the profile itself, not the relevance built from it.
-- ``user_top_topic_match`` (0/1): the ad topic is the user's strongest interest.
-- ``ad_ctr_logit``, ``campaign_ctr_logit`` (float): log-odds of the historical
-  click-through rate of the ad and of its campaign, from ``ad_stats`` counts smoothed
-  towards :data:`PRIOR_CTR` with :data:`PRIOR_STRENGTH` pseudo-impressions; with no
-  history both equal the prior's log-odds.
-- ``ad_log_impressions`` (float): ``log(1 + impressions)`` of the ad in ``ad_stats``,
-  0 for a new ad: tells the model how much to trust ``ad_ctr_logit`` (cold start).
+- ``declared_interest`` (0/1): the user declared an interest in the ad's topic;
+  ``n_declared``: how many topics the user declared.
+- ``user_topic_view_share``, ``user_log_views``: the user's inferred interest from
+  what they read: the share of their page views on the ad's topic (smoothed towards
+  1 / n_topics) and ``log(1 + page views)`` it rests on.
+- ``user_topic_ctr_logit``, ``user_topic_log_impressions``: their inferred interest
+  from the ads they clicked: log-odds of their smoothed CTR on that topic's ads, and
+  ``log(1 + impressions)`` it rests on.
+- ``user_ctr_logit``, ``user_log_impressions``: the same over all topics (how much
+  this user clicks at all).
+- ``ad_ctr_logit``, ``campaign_ctr_logit``, ``ad_log_impressions``: the ad's and its
+  campaign's historical CTR (log-odds, smoothed) and the ad's ``log(1 + impressions)``,
+  0 for a new ad (cold start).
+- ``log_exposures``: ``log(1 + times this ad was shown to this user today)``.
 
-``ad_stats`` must come from logs before the rows being featurized (for example the
-previous days); counts that include the rows' own clicks leak the label.
+With no history every CTR feature sits at the prior's log-odds.
 """
 
 from __future__ import annotations
+
+import weakref
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from adsys.validation import (
-    as_1d,
-    as_integers,
-    check_nonnegative,
-    check_range,
-    check_same_length,
-)
-from adsys.world import AGE_BANDS, DEVICES, GENDERS, REGIONS, World
+from adsys.history import History
+from adsys.observable import AGE_BANDS, DEVICES, GENDERS, REGIONS, PlatformView, require_view
+from adsys.validation import as_1d, as_integers, check_nonnegative, check_same_length
 
 __all__ = [
     "CATEGORICAL_COLUMNS",
     "FEATURE_COLUMNS",
     "NUMERIC_COLUMNS",
-    "PRIOR_CTR",
-    "PRIOR_STRENGTH",
     "SERVING_POSITION",
-    "ad_counts",
-    "count_ad_stats",
+    "dtypes",
+    "feature_arrays",
     "make_features",
-    "smoothed_ctr",
+    "to_frame",
 ]
 
 CATEGORICAL_COLUMNS = (
     "age_band", "gender", "region", "device", "ad_topic", "campaign_id", "advertiser_id",
-    "page_topic", "position",
+    "page_topic", "hour", "position",
 )
 NUMERIC_COLUMNS = (
-    "hour", "hour_sin", "hour_cos", "page_topic_match", "user_topic_interest",
-    "user_top_topic_match", "ad_ctr_logit", "campaign_ctr_logit", "ad_log_impressions",
+    "page_topic_match", "declared_interest", "n_declared", "user_topic_view_share",
+    "user_log_views", "user_topic_ctr_logit",
+    "user_topic_log_impressions", "user_ctr_logit", "user_log_impressions", "ad_ctr_logit",
+    "campaign_ctr_logit", "ad_log_impressions", "log_exposures",
 )
 FEATURE_COLUMNS = CATEGORICAL_COLUMNS + NUMERIC_COLUMNS
-PRIOR_CTR = 0.02
-PRIOR_STRENGTH = 100.0
 SERVING_POSITION = 1
-AD_STATS_COLUMNS = ("ad_id", "impressions", "clicks")
 
 
-def smoothed_ctr(clicks: np.ndarray, impressions: np.ndarray, prior_ctr: float = PRIOR_CTR,
-                 prior_strength: float = PRIOR_STRENGTH) -> np.ndarray:
-    """Posterior-mean CTR under a Beta prior: ``(clicks + m p0) / (impressions + m)``.
-
-    Parameters
-    ----------
-    clicks, impressions : np.ndarray
-        Logged counts, aligned.
-    prior_ctr : float
-        Prior mean ``p0`` in (0, 1), what an ad with no history gets.
-    prior_strength : float
-        Pseudo-impressions ``m`` > 0: how many impressions it takes for the ad's own
-        data to weigh as much as the prior.
-    """
-    check_range("prior_ctr", prior_ctr, 0, 1, low_open=True, high_open=True)
-    check_range("prior_strength", prior_strength, 0, np.inf, low_open=True)
-    return (clicks + prior_strength * prior_ctr) / (impressions + prior_strength)
+_DTYPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def count_ad_stats(ad_id: ArrayLike, clicked: ArrayLike) -> pd.DataFrame:
-    """Aggregate an impression log into ``ad_stats``: one row per ad shown.
-
-    Parameters
-    ----------
-    ad_id : array-like of int
-        The ad of each logged impression.
-    clicked : array-like of bool or 0/1
-        Whether that impression was clicked.
-
-    Returns
-    -------
-    pd.DataFrame
-        Columns ``ad_id``, ``impressions``, ``clicks``, sorted by ``ad_id``.
-    """
-    ads = as_integers("ad_id", ad_id, 0, np.iinfo(np.int64).max)
-    clicks = as_1d("clicked", clicked, dtype=float, allow_empty=True)
-    check_same_length(ad_id=ads, clicked=clicks)
-    if not np.all((clicks == 0) | (clicks == 1)):
-        raise ValueError("clicked must hold only 0/1 or booleans")
-    shown, inverse = np.unique(ads, return_inverse=True)
-    return pd.DataFrame({
-        "ad_id": shown,
-        "impressions": np.bincount(inverse, minlength=len(shown)).astype(np.int64),
-        "clicks": np.bincount(inverse, weights=clicks, minlength=len(shown)).astype(np.int64),
-    })
+def dtypes(view: PlatformView) -> dict[str, pd.CategoricalDtype]:
+    """The fixed categorical dtype of each categorical column for ``view``."""
+    if view not in _DTYPES:
+        _DTYPES[view] = {column: pd.CategoricalDtype(values) for column, values in {
+            "age_band": AGE_BANDS, "gender": GENDERS, "region": REGIONS, "device": DEVICES,
+            "ad_topic": view.topics, "campaign_id": pd.RangeIndex(view.n_campaigns),
+            "advertiser_id": pd.RangeIndex(len(view.advertisers)),
+            "page_topic": view.topics, "hour": pd.RangeIndex(24),
+            "position": pd.RangeIndex(1, view.n_slots + 1)}.items()}
+    return _DTYPES[view]
 
 
-def ad_counts(ad_stats: pd.DataFrame | None, n_ads: int) -> tuple[np.ndarray, np.ndarray]:
-    """Impressions and clicks of every ad id 0..n_ads-1, summed over ``ad_stats`` rows.
-
-    ``ad_stats`` has columns ``ad_id``, ``impressions``, ``clicks`` (several rows per
-    ad, e.g. one per day, add up); ``None`` means no history (all zeros).
-    """
-    if ad_stats is None:
-        return np.zeros(n_ads), np.zeros(n_ads)
-    if not isinstance(ad_stats, pd.DataFrame) or not set(AD_STATS_COLUMNS) <= set(ad_stats):
-        raise ValueError(f"ad_stats must be a DataFrame with columns {list(AD_STATS_COLUMNS)}")
-    ads = as_integers("ad_stats.ad_id", ad_stats["ad_id"].to_numpy(), 0, n_ads - 1)
-    shown = check_nonnegative("ad_stats.impressions", as_1d(
-        "ad_stats.impressions", ad_stats["impressions"].to_numpy(), allow_empty=True))
-    clicks = check_nonnegative("ad_stats.clicks", as_1d(
-        "ad_stats.clicks", ad_stats["clicks"].to_numpy(), allow_empty=True))
-    if np.any(clicks > shown):
-        raise ValueError("ad_stats.clicks must not exceed ad_stats.impressions")
-    return (np.bincount(ads, weights=shown, minlength=n_ads),
-            np.bincount(ads, weights=clicks, minlength=n_ads))
-
-
-def _categorical(codes: np.ndarray, categories: ArrayLike) -> pd.Categorical:
-    return pd.Categorical.from_codes(codes, categories=pd.Index(categories))
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    return np.log(p) - np.log1p(-p)
-
-
-def make_features(world: World, users: ArrayLike, ads: ArrayLike, publishers: ArrayLike,
-                  hours: ArrayLike, positions: ArrayLike | int,
-                  ad_stats: pd.DataFrame | None = None) -> pd.DataFrame:
+def make_features(view: PlatformView, users: ArrayLike, ads: ArrayLike, publishers: ArrayLike,
+                  hours: ArrayLike, positions: ArrayLike | int, history: History | None = None,
+                  exposures: ArrayLike | int = 0) -> pd.DataFrame:
     """Features of (request, ad) pairs, identical for training and serving.
 
     Parameters
     ----------
-    world : World
-        Supplies the platform's tables: user profiles, ads, campaigns, publishers.
+    view : PlatformView
+        The platform's tables: user profiles, ads, campaigns, publishers.
     users, ads, publishers, hours : array-like of int
         Aligned, one entry per pair: user id, ad id, publisher id, hour (0-23).
     positions : array-like of int or int
         Slot of each pair (1..n_slots), or one slot for all; at serving pass
         :data:`SERVING_POSITION`.
-    ad_stats : pd.DataFrame, optional
-        Logged counts (``ad_id``, ``impressions``, ``clicks``) from before these rows;
-        ``None`` treats every ad as new.
+    history : History, optional
+        Counts from closed attribution windows *before* these rows; ``None`` treats
+        every ad and user as new. Counts that include the rows' own clicks leak the label.
+    exposures : array-like of int or int
+        Times each ad was already shown to its user today (one value for all rows, or
+        one per row).
 
     Returns
     -------
     pd.DataFrame
-        One row per pair, columns :data:`FEATURE_COLUMNS` (described in the module
-        docstring), index 0..n-1.
+        One row per pair, columns :data:`FEATURE_COLUMNS` (see the module docstring).
     """
-    n_ads = len(world.ads)
-    user = as_integers("users", users, 0, world.config.n_users - 1)
-    ad = as_integers("ads", ads, 0, n_ads - 1)
-    page = as_integers("publishers", publishers, 0, world.config.n_publishers - 1)
-    hour = as_integers("hours", hours, 0, 23)
-    if np.ndim(positions) == 0:
-        positions = np.full(len(user), positions)
-    position = as_integers("positions", positions, 1, world.config.n_slots)
-    check_same_length(users=user, ads=ad, publishers=page, hours=hour, positions=position)
+    return to_frame(view, feature_arrays(view, users, ads, publishers, hours, positions,
+                                         history, exposures))
 
-    u, a = world.users, world.ads
-    ad_campaign = a["campaign_id"].to_numpy()
-    topic = a["topic"].to_numpy()[ad]
-    page_topic = world.publishers["topic"].to_numpy()[page]
-    shown, clicks = ad_counts(ad_stats, n_ads)
-    n_campaigns = len(world.campaigns)
-    campaign_shown = np.bincount(ad_campaign, weights=shown, minlength=n_campaigns)
-    campaign_clicks = np.bincount(ad_campaign, weights=clicks, minlength=n_campaigns)
-    angle = 2 * np.pi * hour / 24
-    return pd.DataFrame({
-        "age_band": _categorical(u["age_band"].to_numpy()[user], AGE_BANDS),
-        "gender": _categorical(u["gender"].to_numpy()[user], GENDERS),
-        "region": _categorical(u["region"].to_numpy()[user], REGIONS),
-        "device": _categorical(u["device"].to_numpy()[user], DEVICES),
-        "ad_topic": _categorical(topic, world.topics),
-        "campaign_id": _categorical(ad_campaign[ad], np.arange(n_campaigns)),
-        "advertiser_id": _categorical(a["advertiser_id"].to_numpy()[ad],
-                                      np.arange(len(world.advertisers))),
-        "page_topic": _categorical(page_topic, world.topics),
-        "position": _categorical(position - 1, np.arange(1, world.config.n_slots + 1)),
+
+def to_frame(view: PlatformView, arrays: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The feature table of :func:`feature_arrays` output (category codes become
+    categoricals with the view's fixed categories)."""
+    return pd.DataFrame(to_columns(view, arrays), copy=False)
+
+
+def to_columns(view: PlatformView, arrays: dict[str, np.ndarray],
+               prefix: str = "") -> dict[str, np.ndarray | pd.Categorical]:
+    """The columns of :func:`to_frame`, named ``prefix + column``, for a larger table."""
+    types = dtypes(view)
+    return {prefix + column: (pd.Categorical.from_codes(arrays[column], dtype=types[column],
+                                                        validate=False)
+                              if column in types else arrays[column])
+            for column in FEATURE_COLUMNS}
+
+
+def feature_arrays(view: PlatformView, users: ArrayLike, ads: ArrayLike,
+                   publishers: ArrayLike, hours: ArrayLike, positions: ArrayLike | int,
+                   history: History | None = None,
+                   exposures: ArrayLike | int = 0) -> dict[str, np.ndarray]:
+    """The features of :func:`make_features` as plain arrays, one per column, with
+    categoricals as codes: the serving path slices them before building tables."""
+    view = require_view(view)
+    user = as_integers("users", users, 0, view.n_users - 1)
+    ad = as_integers("ads", ads, 0, view.n_ads - 1)
+    page = as_integers("publishers", publishers, 0, view.n_publishers - 1)
+    hour = as_integers("hours", hours, 0, 23)
+    position = as_integers("positions", np.broadcast_to(positions, user.shape), 1, view.n_slots)
+    seen = check_nonnegative("exposures", as_1d(
+        "exposures", np.broadcast_to(exposures, user.shape), allow_empty=True))
+    check_same_length(users=user, ads=ad, publishers=page, hours=hour)
+    if history is not None and not isinstance(history, History):
+        raise TypeError(f"history must be a History; got {type(history).__name__}")
+    history = history if history is not None else History(view)
+    if history.view is not view:
+        raise ValueError("history must be built from the same PlatformView as view")
+
+    tables, columns = history.tables(), _view_columns(view)
+    topic = columns["ad_topic"][ad]
+    campaign = columns["ad_campaign"][ad]
+    page_topic = columns["page_topic"][page]
+    declared = columns["declared_topics"][user]
+    cell = user * len(view.topics) + topic     # index into the (user, topic) tables, flattened
+
+    def per_user_topic(name: str) -> np.ndarray:
+        return tables[name].ravel()[cell]
+
+    return {
+        "age_band": columns["age_band"][user],
+        "gender": columns["gender"][user],
+        "region": columns["region"][user],
+        "device": columns["device"][user],
+        "ad_topic": topic,
+        "campaign_id": campaign,
+        "advertiser_id": columns["ad_advertiser"][ad],
+        "page_topic": page_topic,
         "hour": hour,
-        "hour_sin": np.sin(angle),
-        "hour_cos": np.cos(angle),
+        "position": position - 1,
         "page_topic_match": (page_topic == topic).astype(np.int8),
-        "user_topic_interest": world.interests[user, topic],
-        "user_top_topic_match": (u["top_topic"].to_numpy()[user] == topic).astype(np.int8),
-        "ad_ctr_logit": _logit(smoothed_ctr(clicks, shown))[ad],
-        "campaign_ctr_logit": _logit(smoothed_ctr(campaign_clicks, campaign_shown))[
-            ad_campaign[ad]],
-        "ad_log_impressions": np.log1p(shown)[ad],
-    })
+        "declared_interest": (declared >> topic & 1).astype(np.int8),
+        "n_declared": columns["n_declared"][user],
+        "user_topic_view_share": per_user_topic("user_topic_view_share"),
+        "user_log_views": tables["user_log_views"][user],
+        "user_topic_ctr_logit": per_user_topic("user_topic_ctr_logit"),
+        "user_topic_log_impressions": per_user_topic("user_topic_log_impressions"),
+        "user_ctr_logit": tables["user_ctr_logit"][user],
+        "user_log_impressions": tables["user_log_impressions"][user],
+        "ad_ctr_logit": tables["ad_ctr_logit"][ad],
+        "campaign_ctr_logit": tables["campaign_ctr_logit"][campaign],
+        "ad_log_impressions": tables["ad_log_impressions"][ad],
+        "log_exposures": np.log1p(seen),
+    }
+
+
+_COLUMNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _view_columns(view: PlatformView) -> dict[str, np.ndarray]:
+    """The view's columns the features read, as arrays (cached per view)."""
+    if view not in _COLUMNS:
+        users, ads = view.users, view.ads
+        declared = users["declared_topics"].to_numpy()
+        _COLUMNS[view] = {
+            **{c: users[c].to_numpy() for c in ("age_band", "gender", "region", "device")},
+            "declared_topics": declared,
+            "n_declared": np.bitwise_count(declared.astype(np.uint64)).astype(np.int8),
+            "ad_topic": ads["topic"].to_numpy(), "ad_campaign": ads["campaign_id"].to_numpy(),
+            "ad_advertiser": ads["advertiser_id"].to_numpy(),
+            "page_topic": view.publishers["topic"].to_numpy(),
+        }
+    return _COLUMNS[view]

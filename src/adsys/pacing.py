@@ -9,9 +9,11 @@ budget.
 
 The simulator applies the rate as probabilistic throttling: a campaign takes part
 in each auction with probability equal to its rate (Agarwal et al., KDD 2014).
-Spend then responds about linearly to the rate, which keeps the controller stable;
-a bid multiplier (bid shading) would also work with this controller, but the
-auction makes spend jump when a shaded bid crosses a competitor's.
+Spend then responds about linearly to the rate, which keeps the controller stable.
+The other common method, multiplicative pacing, scales the campaign's bid by the
+rate instead (Balseiro and Gur; Conitzer et al.); in a second-price auction its
+spend moves in steps, as the lowered bid drops below a rival's eCPM and loses a
+slot. Step 4 of the course compares the two.
 
 The simulator's loop::
 
@@ -25,11 +27,19 @@ The simulator's loop::
 
 from __future__ import annotations
 
-from numbers import Integral
-
 import numpy as np
+from numpy.typing import ArrayLike
 
-from adsys.validation import as_1d, as_2d, check_nonnegative, check_range, check_same_length
+from adsys.observable import SECONDS_PER_DAY
+from adsys.validation import (
+    as_1d,
+    as_2d,
+    as_integers,
+    check_int,
+    check_nonnegative,
+    check_range,
+    check_same_length,
+)
 
 
 class Pacer:
@@ -51,12 +61,14 @@ class Pacer:
     is zero on average when spend is on plan, however few clicks a step has. A step
     changes m by at most a factor of 2, and clipping m cannot wind the controller up.
 
-    Near the end of a budget the rate is capped so that the next step cannot cost
-    more than the budget left: the cap assumes the highest spend per unit of rate and
-    of traffic seen so far today, times ``safety_steps``. Below ``min_rate`` the
-    campaign stops (rate 0). A campaign that was stopped is thus not resumed just
-    because its recent steps spent nothing, and :func:`charge` bills nothing beyond
-    the budget anyway.
+    Near the end of a budget the rate is capped so that the next step is not expected
+    to cost more than the budget left: the expected cost of the next step is the
+    campaign's average spend per unit of exposure so far today (spend / sum of rate x
+    traffic share over the recorded steps) times the next step's traffic share, and
+    the cap is ``remaining / (safety_factor x that cost per unit of rate)``. Below
+    ``min_rate`` the campaign stops (rate 0). A campaign that was stopped is thus not
+    resumed just because its recent steps spent nothing, and :func:`charge` bills
+    nothing beyond the budget anyway, whatever the clicks of a step.
 
     Parameters
     ----------
@@ -76,8 +88,9 @@ class Pacer:
         Rate of the first step, in [min_rate, 1]. The default starts low and
         lets the controller ramp up: an early overspend cannot be undone, an early
         underspend can.
-    safety_steps : float
-        Safety margin in units of the largest recent single-step spend, >= 0.
+    safety_factor : float
+        How many times the expected cost of the next step the budget left must cover
+        (>= 0; 0 turns the cap off).
 
     Attributes
     ----------
@@ -98,7 +111,7 @@ class Pacer:
         catch_up_steps: int | None = None,
         min_rate: float = 0.01,
         initial_rate: float = 0.1,
-        safety_steps: float = 2.0,
+        safety_factor: float = 2.0,
     ) -> None:
         self.budgets = check_nonnegative("budgets", as_1d("budgets", budgets))
         n_campaigns = len(self.budgets)
@@ -116,17 +129,11 @@ class Pacer:
         n_steps = len(traffic)
         if catch_up_steps is None:
             catch_up_steps = max(1, round(n_steps / 24))
-        if isinstance(catch_up_steps, bool) or not isinstance(catch_up_steps, Integral):
-            raise ValueError(f"catch_up_steps must be an integer >= 1; got {catch_up_steps!r}")
-        self.catch_up_steps = int(check_range("catch_up_steps", catch_up_steps, 1, np.inf))
-        self.gain = check_range("gain", float(gain), 0.0, np.inf)
-        self.min_rate = check_range(
-            "min_rate", float(min_rate), 0.0, 1.0, low_open=True
-        )
-        initial = check_range(
-            "initial_rate", float(initial_rate), self.min_rate, 1.0
-        )
-        self.safety_steps = check_range("safety_steps", float(safety_steps), 0.0, np.inf)
+        self.catch_up_steps = check_int("catch_up_steps", catch_up_steps, 1)
+        self.gain = check_range("gain", gain, 0.0, np.inf)
+        self.min_rate = check_range("min_rate", min_rate, 0.0, 1.0, low_open=True)
+        initial = check_range("initial_rate", initial_rate, self.min_rate, 1.0)
+        self.safety_factor = check_range("safety_factor", safety_factor, 0.0, np.inf)
 
         self.traffic_curve = traffic
         self.planned_spend = np.cumsum(traffic, axis=0).reshape(n_steps, -1) * self.budgets
@@ -139,7 +146,7 @@ class Pacer:
     @classmethod
     def unpaced(cls, budgets, traffic_curve) -> Pacer:
         """Baseline without pacing: bid in full (rate 1) until the budget runs out."""
-        return cls(budgets, traffic_curve, gain=0.0, initial_rate=1.0, safety_steps=0.0)
+        return cls(budgets, traffic_curve, gain=0.0, initial_rate=1.0, safety_factor=0.0)
 
     @property
     def n_steps(self) -> int:
@@ -165,13 +172,13 @@ class Pacer:
             return np.zeros_like(self.budgets)
         remaining = self.budgets - self._spent
         rates = self._rates.copy()
-        if self.safety_steps > 0:
+        if self.safety_factor > 0:
             past = self.traffic_curve[: self.step]
             past = past[:, None] if past.ndim == 1 else past
             exposure = (self.rates_by_step[: self.step] * past).sum(axis=0)
             per_unit = np.divide(self._spent, exposure, out=np.zeros_like(exposure),
                                  where=exposure > 0)
-            worst = self.safety_steps * per_unit * self.traffic_curve[self.step]
+            worst = self.safety_factor * per_unit * self.traffic_curve[self.step]
             capped = worst > 0
             rates[capped] = np.minimum(rates[capped], remaining[capped] / worst[capped])
             rates[rates < self.min_rate] = 0.0
@@ -189,7 +196,10 @@ class Pacer:
         spend : array_like
             Amount charged to each campaign during the step, >= 0.
         """
-        if step != self.step:
+        if self.step >= self.n_steps:
+            raise ValueError(f"step must be below {self.n_steps}: every step of the day is "
+                             f"already recorded; got {step!r}")
+        if check_int("step", step, 0) != self.step:
             raise ValueError(f"step must be {self.step} (record steps in order); got {step!r}")
         spend = check_nonnegative("spend", as_1d("spend", spend))
         check_same_length(budgets=self.budgets, spend=spend)
@@ -238,11 +248,8 @@ def charge(spend_so_far, budgets, campaign_ids, prices) -> tuple[np.ndarray, np.
     spent = check_nonnegative("spend_so_far", as_1d("spend_so_far", spend_so_far))
     check_same_length(spend_so_far=spent, budgets=budgets)
     prices = check_nonnegative("prices", as_1d("prices", prices, allow_empty=True))
-    ids = as_1d("campaign_ids", campaign_ids, dtype=None, allow_empty=True)
+    ids = as_integers("campaign_ids", campaign_ids, 0, len(budgets) - 1)
     check_same_length(campaign_ids=ids, prices=prices)
-    if ids.size and (ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= len(budgets)):
-        raise ValueError(f"campaign_ids must be integers in [0, {len(budgets)})")
-    ids = ids.astype(np.intp)
 
     # Group clicks by campaign, keeping their order, and take cumulative sums per group.
     order = np.argsort(ids, kind="stable")
@@ -259,3 +266,27 @@ def charge(spend_so_far, budgets, campaign_ids, prices) -> tuple[np.ndarray, np.
     charged = np.empty_like(prices)
     charged[order] = np.minimum(billed, price)
     return charged, prices - charged
+
+
+def traffic_forecast(request_times: ArrayLike, steps_per_day: int) -> np.ndarray:
+    """Expected share of a day's requests in each of ``steps_per_day`` equal steps.
+
+    The platform's forecast from its own request log (for example yesterday's): the
+    share of requests in each hour, with one pseudo-request per hour so that a quiet
+    hour is not planned at zero, split evenly among the hour's steps.
+
+    Parameters
+    ----------
+    request_times : array-like of float
+        Logged request times in seconds (any days; only the time of day counts).
+    steps_per_day : int
+        A positive multiple of 24.
+    """
+    steps = check_int("steps_per_day", steps_per_day, 24)
+    if steps % 24:
+        raise ValueError(f"steps_per_day must be a multiple of 24; got {steps}")
+    times = check_nonnegative("request_times", as_1d("request_times", request_times,
+                                                     allow_empty=True))
+    hours = (times % SECONDS_PER_DAY // 3600).astype(np.int64)
+    per_hour = np.bincount(hours, minlength=24) + 1.0
+    return np.repeat(per_hour / per_hour.sum() / (steps // 24), steps // 24)

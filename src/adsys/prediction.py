@@ -33,6 +33,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from adsys.features import CATEGORICAL_COLUMNS, FEATURE_COLUMNS, NUMERIC_COLUMNS
 from adsys.validation import (
     as_1d,
+    check_int,
     check_labels,
     check_nonnegative,
     check_probabilities,
@@ -113,15 +114,29 @@ def _check_training(features: pd.DataFrame, clicked: ArrayLike,
     return y, weight
 
 
-def _check_features(features: pd.DataFrame) -> None:
+def _check_features(features: pd.DataFrame) -> np.ndarray:
+    """Validate a feature table; return its numeric columns as a float matrix."""
     if not isinstance(features, pd.DataFrame):
-        raise ValueError(f"features must be a DataFrame from make_features; "
-                         f"got {type(features).__name__}")
+        raise TypeError(f"features must be a DataFrame from make_features; "
+                        f"got {type(features).__name__}")
     missing = [c for c in FEATURE_COLUMNS if c not in features]
     if missing:
         raise ValueError(f"features is missing columns {missing}")
     if len(features) == 0:
         raise ValueError("features must not be empty")
+    types = features.dtypes
+    for column in CATEGORICAL_COLUMNS:
+        if not isinstance(types[column], pd.CategoricalDtype):
+            raise ValueError(
+                f"features column {column!r} must be categorical, as make_features returns "
+                f"it; got {types[column]} (features read back from a file lose their "
+                f"dtypes: rebuild them with make_features)")
+    numeric = np.column_stack([features[c].to_numpy(float) for c in NUMERIC_COLUMNS])
+    if not np.isfinite(numeric).all():
+        bad = [c for c, ok in zip(NUMERIC_COLUMNS, np.isfinite(numeric).all(axis=0),
+                                  strict=True) if not ok]
+        raise ValueError(f"features must be finite; columns {bad} hold NaN or inf")
+    return numeric
 
 
 class ClickModel(Protocol):
@@ -150,6 +165,10 @@ class _BaseClickModel:
     def _make_estimator(self) -> Pipeline | lgb.LGBMClassifier:
         raise NotImplementedError
 
+    def inputs(self, features: pd.DataFrame) -> pd.DataFrame:
+        """The columns the estimator sees (the feature columns, plus any crosses)."""
+        return features[list(FEATURE_COLUMNS)]
+
     def fit(self, features: pd.DataFrame, clicked: ArrayLike,
             sample_weight: ArrayLike | None = None) -> _BaseClickModel:
         """Fit on ``features`` (from ``make_features``) and 0/1 labels ``clicked``.
@@ -160,7 +179,7 @@ class _BaseClickModel:
         y, weight = _check_training(features, clicked, sample_weight)
         estimator = self._make_estimator()
         fit_params = {} if weight is None else {self._weight_param: weight}
-        estimator.fit(features[list(FEATURE_COLUMNS)], y, **fit_params)
+        estimator.fit(self.inputs(features), y, **fit_params)
         self.estimator = estimator
         return self
 
@@ -168,11 +187,21 @@ class _BaseClickModel:
         """pCTR of each row, corrected for negative downsampling."""
         if self.estimator is None:
             raise ValueError(f"{type(self).__name__} must be fitted before predict")
-        _check_features(features)
-        return recalibrate_downsampled(self._predict_proba(features), self.downsampling_rate)
+        numeric = _check_features(features)
+        return recalibrate_downsampled(self._predict_proba(features, numeric),
+                                       self.downsampling_rate)
 
-    def _predict_proba(self, features: pd.DataFrame) -> np.ndarray:
-        return self.estimator.predict_proba(features[list(FEATURE_COLUMNS)])[:, 1]
+    def _predict_proba(self, features: pd.DataFrame, numeric: np.ndarray) -> np.ndarray:
+        return self.estimator.predict_proba(self.inputs(features))[:, 1]
+
+
+def _cross(features: pd.DataFrame, left: str, right: str) -> pd.Categorical:
+    """The cross of two categorical columns: one category per pair of their categories."""
+    n_right = len(features[right].cat.categories)
+    n_cells = len(features[left].cat.categories) * n_right
+    codes = (features[left].cat.codes.to_numpy(np.int64) * n_right
+             + features[right].cat.codes.to_numpy(np.int64))
+    return pd.Categorical.from_codes(codes, categories=pd.RangeIndex(n_cells))
 
 
 class LogisticClickModel(_BaseClickModel):
@@ -186,19 +215,36 @@ class LogisticClickModel(_BaseClickModel):
         L-BFGS iterations; the default converges on the course's data.
     downsampling_rate : float in (0, 1]
         Rate at which negatives were kept in the training data.
+    crosses : sequence of (column, column)
+        Pairs of categorical feature columns to cross: each pair becomes one more
+        categorical column with a weight per combination (e.g. ``("age_band",
+        "ad_topic")``), the logistic model's way to learn an interaction.
     """
 
     _weight_param = "logisticregression__sample_weight"
 
-    def __init__(self, C: float = 1.0, max_iter: int = 2000,
-                 downsampling_rate: float = 1.0) -> None:
+    def __init__(self, C: float = 1.0, max_iter: int = 2000, downsampling_rate: float = 1.0,
+                 crosses: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(downsampling_rate)
         self.C = check_range("C", C, 0, np.inf, low_open=True)
-        self.max_iter = max_iter
+        self.max_iter = check_int("max_iter", max_iter, 1)
+        self.crosses = tuple(tuple(pair) for pair in crosses)
+        for pair in self.crosses:
+            if len(pair) != 2 or not set(pair) <= set(CATEGORICAL_COLUMNS):
+                raise ValueError(f"crosses must be pairs of categorical columns "
+                                 f"{list(CATEGORICAL_COLUMNS)}; got {pair!r}")
+        self.categorical = CATEGORICAL_COLUMNS + tuple(f"{a} x {b}" for a, b in self.crosses)
+
+    def inputs(self, features: pd.DataFrame) -> pd.DataFrame:
+        columns = features[list(FEATURE_COLUMNS)]
+        if not self.crosses:
+            return columns
+        crossed = {f"{a} x {b}": _cross(features, a, b) for a, b in self.crosses}
+        return pd.concat([columns, pd.DataFrame(crossed, index=features.index)], axis=1)
 
     def _make_estimator(self) -> Pipeline:
         encode = ColumnTransformer([
-            ("categorical", OneHotEncoder(handle_unknown="ignore"), list(CATEGORICAL_COLUMNS)),
+            ("categorical", OneHotEncoder(handle_unknown="ignore"), list(self.categorical)),
             ("numeric", StandardScaler(), list(NUMERIC_COLUMNS)),
         ])
         return make_pipeline(encode, LogisticRegression(C=self.C, max_iter=self.max_iter))
@@ -206,10 +252,10 @@ class LogisticClickModel(_BaseClickModel):
     def fit(self, features: pd.DataFrame, clicked: ArrayLike,
             sample_weight: ArrayLike | None = None) -> LogisticClickModel:
         super().fit(features, clicked, sample_weight)
-        self._tables = self._lookup_tables(features)
+        self._tables = self._lookup_tables(self.inputs(features))
         return self
 
-    def _lookup_tables(self, features: pd.DataFrame) -> dict:
+    def _lookup_tables(self, inputs: pd.DataFrame) -> dict:
         """The fitted model as tables: a weight per category, a slope per numeric.
 
         Serving a linear model is then a sum of lookups, much faster than one-hot
@@ -220,8 +266,8 @@ class LogisticClickModel(_BaseClickModel):
         onehot = encode.named_transformers_["categorical"]
         scaler = encode.named_transformers_["numeric"]
         tables, start = {}, 0
-        for column, seen in zip(CATEGORICAL_COLUMNS, onehot.categories_, strict=True):
-            categories = features[column].cat.categories
+        for column, seen in zip(self.categorical, onehot.categories_, strict=True):
+            categories = inputs[column].cat.categories
             weight = np.zeros(len(categories))
             weight[categories.get_indexer(seen)] = coef[start:start + len(seen)]
             tables[column] = weight
@@ -230,12 +276,16 @@ class LogisticClickModel(_BaseClickModel):
         intercept = regression.intercept_[0] - slope @ scaler.mean_
         return {"categorical": tables, "slope": slope, "intercept": intercept}
 
-    def _predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+    def _predict_proba(self, features: pd.DataFrame, numeric: np.ndarray) -> np.ndarray:
         tables = self._tables
-        logit = tables["intercept"] + features[list(NUMERIC_COLUMNS)].to_numpy(float) @ tables[
-            "slope"]
+        logit = tables["intercept"] + numeric @ tables["slope"]
         for column, weight in tables["categorical"].items():
-            logit = logit + weight[features[column].cat.codes.to_numpy()]
+            if " x " in column:
+                left, right = column.split(" x ")
+                codes = np.asarray(_cross(features, left, right).codes)
+            else:
+                codes = features[column].array.codes
+            logit = logit + weight[codes]
         return 1.0 / (1.0 + np.exp(-logit))
 
 

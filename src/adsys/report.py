@@ -23,19 +23,20 @@ def billed_log(result: DayResult) -> pd.DataFrame:
     })
 
 
-def day_report(result: DayResult, window_seconds: float) -> dict[str, float]:
+def day_report(result: DayResult, window_seconds: float) -> dict[str, float | str | None]:
     """Online metrics, budget delivery and model quality of one simulated day.
 
     Model quality is measured on the day's own impressions: the model's
     prediction at the slot each ad was shown in, against the attribution-window
     label (a click arriving later counts as a non-click, as it does in training),
     next to the oracle (the world's true probability). Campaign counts cover every
-    campaign that showed an ad, limited by its budget or not.
+    campaign that showed an ad, limited by its budget or not. A metric that the day
+    cannot define (no impressions, no clicks) is ``None``, and ``notes`` says why.
     """
     imp = result.impressions
     report = {"day": result.day, "requests": result.n_requests,
-              "model_version": int(imp["model_version"].iloc[0])}
-    report.update(metrics.online_metrics(billed_log(result), result.n_requests))
+              "model_version": int(imp["model_version"].iloc[0]) if len(imp) else None}
+    report.update(metrics.online_metrics(billed_log(result), max(result.n_requests, 1)))
     budgets = result.pacer.budgets
     active = np.zeros(len(budgets), bool)
     active[imp["campaign_id"].unique()] = True
@@ -47,18 +48,27 @@ def day_report(result: DayResult, window_seconds: float) -> dict[str, float]:
         "campaigns_spending_95_to_100_percent": int(((share >= 0.95) & active).sum()),
     })
     labelled, join = join_clicks(imp, result.clicks, window_seconds)
-    features = imp.filter(like=FEATURE_PREFIX).rename(columns=lambda c: c[len(FEATURE_PREFIX):])
-    predicted = result.model.predict(features)
     label = labelled["clicked"].to_numpy()
-    report.update({
-        "model_log_loss": metrics.log_loss(label, predicted),
-        "oracle_log_loss": metrics.log_loss(label, imp["true_p"].to_numpy()),
-        "model_calibration": metrics.calibration_ratio(label, predicted),
-        "model_auc": metrics.roc_auc(label, predicted),
-        "late_clicks": join.late,
-        "duplicate_click_events": join.duplicates,
-    })
+    quality = dict.fromkeys(("model_log_loss", "oracle_log_loss", "model_calibration",
+                             "model_auc"))
+    notes = []
+    if not len(imp):
+        notes.append("no impressions were served: no model metric is defined")
+    else:
+        features = imp.filter(like=FEATURE_PREFIX).rename(
+            columns=lambda c: c[len(FEATURE_PREFIX):])
+        predicted = result.model.predict(features)
+        quality["model_log_loss"] = metrics.log_loss(label, predicted)
+        quality["oracle_log_loss"] = metrics.log_loss(label, imp["true_p"].to_numpy())
+        if 0 < label.sum() < len(label):
+            quality["model_calibration"] = metrics.calibration_ratio(label, predicted)
+            quality["model_auc"] = metrics.roc_auc(label, predicted)
+        else:
+            notes.append("every label is the same: calibration and AUC are undefined")
+    report.update(quality)
+    report.update({"late_clicks": join.late, "duplicate_click_events": join.duplicates})
     report.update({f"seconds_{stage}": round(s, 3) for stage, s in result.stage_seconds.items()})
+    report["notes"] = "; ".join(notes) or None
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in report.items()}
 
 
@@ -93,6 +103,8 @@ def ctr_figure(results: list[DayResult], labels: list[str] | None = None) -> Fig
                          f"got {len(labels)}")
     fig, ax = plt.subplots()
     for result, label in zip(results, labels, strict=True):
+        if not len(result.impressions):
+            continue
         log = billed_log(result)
         by_hour = log["clicked"].groupby(result.impressions["hour"]).mean()
         ax.plot(by_hour.index, by_hour.to_numpy(), marker="o", ms=3, label=label)

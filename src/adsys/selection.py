@@ -3,20 +3,19 @@
 The index returns hundreds of eligible ads per request, too many for the heavy click
 model. The selector scores every (request, ad) pair with a number that costs two
 array lookups, ``max_cpc x smoothed CTR of the ad``, and keeps the K best per
-request. The smoothed CTR is the
-ad's logged clicks / impressions shrunk towards a prior (see
-:func:`adsys.features.smoothed_ctr`), so a new ad starts at the prior instead of at 0.
+request. The smoothed CTR is the ad's logged clicks / impressions shrunk towards a
+prior (see :func:`adsys.history.smoothed_ctr`), so a new ad starts at the prior
+instead of at 0.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike
 
-from adsys.features import PRIOR_CTR, PRIOR_STRENGTH, ad_counts, smoothed_ctr
-from adsys.validation import as_integers, check_range, check_same_length
-from adsys.world import World
+from adsys.history import History
+from adsys.observable import PlatformView, require_view
+from adsys.validation import as_integers, check_int, check_same_length
 
 __all__ = ["Selector"]
 
@@ -26,42 +25,28 @@ class Selector:
 
     Parameters
     ----------
-    world : World
+    view : PlatformView
         Supplies the ads and their campaigns' ``max_cpc`` bids.
-    ad_stats : pd.DataFrame, optional
-        Logged counts with columns ``ad_id``, ``impressions``, ``clicks``; ``None``
-        means no history, so every ad gets ``prior_ctr``.
-    prior_ctr : float
-        Prior mean CTR in (0, 1), the global rate each ad is shrunk towards.
-    prior_strength : float
-        Pseudo-impressions of the prior (> 0).
+    history : History, optional
+        The platform's counts from closed windows; ``None`` means no history, so every
+        ad gets the prior CTR.
     """
 
-    def __init__(self, world: World, ad_stats: pd.DataFrame | None = None,
-                 prior_ctr: float = PRIOR_CTR, prior_strength: float = PRIOR_STRENGTH) -> None:
-        self.prior_ctr = check_range("prior_ctr", prior_ctr, 0, 1, low_open=True, high_open=True)
-        self.prior_strength = check_range("prior_strength", prior_strength, 0, np.inf,
-                                          low_open=True)
-        self.ad_campaign = world.ads["campaign_id"].to_numpy()
-        self.max_cpc = world.campaigns["max_cpc"].to_numpy()
-        self.impressions, self.clicks = ad_counts(ad_stats, len(self.ad_campaign))
-
-    def update(self, ad_stats: pd.DataFrame) -> Selector:
-        """Add newly logged counts (same columns as ``ad_stats``); return ``self``."""
-        impressions, clicks = ad_counts(ad_stats, len(self.ad_campaign))
-        self.impressions = self.impressions + impressions
-        self.clicks = self.clicks + clicks
-        return self
+    def __init__(self, view: PlatformView, history: History | None = None) -> None:
+        self.view = require_view(view)
+        self.history = history if history is not None else History(view)
+        self.ad_campaign = view.ads["campaign_id"].to_numpy()
+        self.max_cpc = view.campaigns["max_cpc"].to_numpy()
+        self._score = self.max_cpc[self.ad_campaign] * self.history.ad_ctr()
 
     @property
     def ctr(self) -> np.ndarray:
         """Smoothed CTR of every ad id."""
-        return smoothed_ctr(self.clicks, self.impressions, self.prior_ctr, self.prior_strength)
+        return self.history.ad_ctr()
 
     def score(self, ad_id: ArrayLike) -> np.ndarray:
         """Cheap expected revenue per impression of each ad: ``max_cpc x ctr``."""
-        ads = as_integers("ad_id", ad_id, 0, len(self.ad_campaign) - 1)
-        return self.max_cpc[self.ad_campaign[ads]] * self.ctr[ads]
+        return self._score[as_integers("ad_id", ad_id, 0, len(self.ad_campaign) - 1)]
 
     def select(self, request_pos: ArrayLike, ad_id: ArrayLike,
                k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,20 +65,22 @@ class Selector:
             The kept pairs, ``min(k, n_candidates)`` per request, sorted by request,
             then by score (highest first); equal scores go to the lower ad id.
         """
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise ValueError(f"k must be a positive integer; got {k!r}")
+        k = check_int("k", k, 1)
         n_ads = len(self.ad_campaign)
-        requests = as_integers("request_pos", request_pos, 0, np.iinfo(np.int64).max // n_ads)
+        bits = max(n_ads - 1, 1).bit_length()
+        requests = as_integers("request_pos", request_pos, 0, np.iinfo(np.int64).max >> bits)
         ads = as_integers("ad_id", ad_id, 0, n_ads - 1)
         check_same_length(request_pos=requests, ad_id=ads)
         # The score depends on the ad only: rank the ads once, then one integer sort
-        # by (request, ad rank) orders every request's candidates best first.
-        best_first = np.argsort(-self.score(np.arange(n_ads)), kind="stable")
+        # of (request, ad rank) packed in one key orders every request's candidates
+        # best first.
+        best_first = np.argsort(-self._score, kind="stable")
         ad_rank = np.empty(n_ads, dtype=np.int64)
         ad_rank[best_first] = np.arange(n_ads)
-        requests, rank = np.divmod(np.sort(requests * n_ads + ad_rank[ads]), n_ads)
-        index = np.arange(len(requests))
-        new_request = np.r_[True, requests[1:] != requests[:-1]] if len(index) else index > 0
-        within = index - np.maximum.accumulate(np.where(new_request, index, 0))
-        kept = within < k
-        return requests[kept], best_first[rank[kept]]
+        dtype = np.int32 if len(requests) == 0 or requests.max() < 1 << (31 - bits) else np.int64
+        keys = np.sort(requests.astype(dtype) << bits | ad_rank.astype(dtype)[ads])
+        requests = keys >> bits
+        counts = np.bincount(requests) if len(keys) else np.zeros(0, np.int64)
+        start = np.cumsum(counts) - counts
+        kept = np.arange(len(keys)) - np.repeat(start, counts) < k
+        return requests[kept], best_first[keys[kept] & ((1 << bits) - 1)]

@@ -17,14 +17,34 @@ import pandas as pd
 
 from adsys.auction import run_auctions
 from adsys.events import FEATURE_PREFIX
-from adsys.features import SERVING_POSITION, make_features
+from adsys.features import SERVING_POSITION, feature_arrays, to_columns, to_frame
+from adsys.history import ExposureCounter, History
 from adsys.index import AdIndex
+from adsys.observable import PlatformView, Requests, require_view
 from adsys.prediction import ClickModel
 from adsys.selection import Selector
-from adsys.validation import check_range
-from adsys.world import Requests, World
+from adsys.validation import as_1d, check_int, check_probabilities, check_range
 
 STAGES = ("retrieve", "select", "predict", "auction", "log")
+
+
+def uniform_hash(request_ids: np.ndarray, campaigns: np.ndarray, salt: int) -> np.ndarray:
+    """A uniform number in [0, 1) for each (request, campaign) pair, fixed by ``salt``.
+
+    The throttle's coin: every ad of a campaign gets the same coin in a request, and
+    the batch and single-request paths agree, at the cost of a few 32-bit integer
+    operations per pair (MurmurHash3's finalizer).
+    """
+    m = np.uint32
+    with np.errstate(over="ignore"):
+        x = (np.asarray(request_ids).astype(m) * m(0x9E3779B1)
+             + np.asarray(campaigns).astype(m) * m(0x85EBCA77) + m(salt & 0xFFFFFFFF))
+        x ^= x >> m(16)
+        x *= m(0x85EBCA6B)
+        x ^= x >> m(13)
+        x *= m(0xC2B2AE35)
+        x ^= x >> m(16)
+    return (x >> m(8)) * np.float32(2.0**-24)   # 24 bits: exact in float32, below 1
 
 
 class StageTimer:
@@ -47,39 +67,39 @@ class AdServer:
 
     Parameters
     ----------
-    world : World
+    view : PlatformView
         The platform's tables (users, ads, campaigns, publishers).
     model : ClickModel
         Predicts position-1 pCTR from :func:`adsys.features.make_features` rows.
-    ad_stats : pd.DataFrame, optional
-        Logged ``ad_id, impressions, clicks`` counts; the selector ranks with them.
-    history_features : bool
-        Also give the click model the ads' logged CTRs as features. Off by default:
-        counts from traffic the model itself chose drift from day to day, a feedback
-        loop that breaks calibration (Step 6 shows it).
+    history : History, optional
+        The platform's counts from closed windows: the selector ranks with them and
+        the click model's history features read them. ``None``: no history yet.
+    exposures : ExposureCounter, optional
+        Today's exposures of each ad to each user, for the frequency feature; ``None``
+        counts every candidate as a first exposure.
     k : int
-        Candidates the selector passes to the click model per request.
+        Candidates the selector passes to the click model per request; more than the
+        page's slots, so that the last slot has a runner-up to set its price.
     reserve : float
-        Minimum eCPM (bid x pCTR, dollars per impression) to be shown.
+        Minimum eCPM to be shown, in dollars per thousand impressions (>= 0).
     model_version : int
         Written into every impression so logs say which model served them.
     """
 
-    def __init__(self, world: World, model: ClickModel, ad_stats: pd.DataFrame | None = None,
-                 k: int = 10, reserve: float = 0.0, model_version: int = 0,
-                 history_features: bool = False) -> None:
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive integer; got {k!r}")
-        self.world = world
+    def __init__(self, view: PlatformView, model: ClickModel, history: History | None = None,
+                 exposures: ExposureCounter | None = None, k: int = 10, reserve: float = 0.0,
+                 model_version: int = 0) -> None:
+        self.view = require_view(view)
+        self.k = check_int("k", k, view.n_slots + 1)
         self.model = model
-        self.k = k
-        self.reserve = check_range("reserve", float(reserve), 0.0, np.inf)
-        self.model_version = model_version
-        self.feature_stats = ad_stats if history_features else None
-        self.index = AdIndex(world)
-        self.selector = Selector(world, ad_stats)
-        self._ad_campaign = world.ads["campaign_id"].to_numpy()
-        self._max_cpc = world.campaigns["max_cpc"].to_numpy()
+        self.reserve = check_range("reserve", reserve, 0.0, np.inf)
+        self.model_version = check_int("model_version", model_version, 0)
+        self.history = history if history is not None else History(view)
+        self.exposures = exposures
+        self.index = AdIndex(view)
+        self.selector = Selector(view, self.history)
+        self._ad_campaign = view.ads["campaign_id"].to_numpy()
+        self._max_cpc = view.campaigns["max_cpc"].to_numpy()
 
     def serve(self, requests: Requests, day: int, throttle: np.ndarray | None = None,
               rng: np.random.Generator | None = None,
@@ -87,34 +107,41 @@ class AdServer:
         """Run every request of the batch through the funnel; return its impressions.
 
         ``throttle`` (one value per campaign in [0, 1], from the pacer) is the chance
-        that a campaign takes part in each request: 0 removes it, 1 always keeps it,
-        and values in between need ``rng``. The log has one row per impression:
-        request context, ad, slot, bid, pCTR, GSP price per click, model version and
-        the features the model saw (``f_`` columns, ``f_position`` set to the slot).
+        that a campaign takes part in each request, with all its ads: 0 removes it, 1
+        always keeps it, and values in between need ``rng`` (one draw per call salts
+        the coin of each (request, campaign), see :func:`uniform_hash`). The log has
+        one row per impression: request context, ad, slot, bid, pCTR, GSP price per
+        click, model version and the features the model saw (``f_`` columns, with
+        ``f_position`` set to the slot shown).
+        A batch with no requests, or no eligible ads, gives an empty log.
         """
         timer = timer or StageTimer()
-        n_campaigns = len(self._max_cpc)
-        throttle = np.ones(n_campaigns) if throttle is None else np.asarray(throttle, float)
-        if throttle.shape != (n_campaigns,) or np.any((throttle < 0) | (throttle > 1)):
-            raise ValueError(f"throttle must hold one value in [0, 1] per campaign "
-                             f"({n_campaigns}); got shape {throttle.shape}")
+        n_campaigns = self.view.n_campaigns
+        throttle = np.ones(n_campaigns) if throttle is None else check_probabilities(
+            "throttle", as_1d("throttle", throttle))
+        if throttle.shape != (n_campaigns,):
+            raise ValueError(f"throttle must hold one value per campaign ({n_campaigns}); "
+                             f"got shape {throttle.shape}")
         partial = (throttle > 0) & (throttle < 1)
         if partial.any() and rng is None:
             raise ValueError("rng is required when throttle has values strictly between 0 and 1")
         with timer.stage("retrieve"):
             req, ad = self.index.eligible(requests, day, has_budget=throttle > 0)
-            chance = throttle[self._ad_campaign[ad]]
             if partial.any():
-                takes_part = chance >= 1
-                takes_part[~takes_part] = rng.random(int((~takes_part).sum())) < chance[
-                    ~takes_part]
+                campaign = self._ad_campaign[ad]
+                salt = int(rng.integers(2**32))
+                coin = uniform_hash(requests.request_id[req], campaign, salt)
+                takes_part = coin < throttle[campaign]
                 req, ad = req[takes_part], ad[takes_part]
         with timer.stage("select"):
             req, ad = self.selector.select(req, ad, self.k)
         with timer.stage("predict"):
-            features = make_features(self.world, requests.user[req], ad, requests.publisher[req],
-                                     requests.hour[req], SERVING_POSITION, self.feature_stats)
-            pctr = np.asarray(self.model.predict(features), dtype=float)
+            users = requests.user[req]
+            seen = 0 if self.exposures is None else self.exposures.counts(users, ad)
+            arrays = feature_arrays(self.view, users, ad, requests.publisher[req],
+                                    requests.hour[req], SERVING_POSITION, self.history, seen)
+            pctr = (np.asarray(self.model.predict(to_frame(self.view, arrays)), dtype=float)
+                    if len(ad) else np.zeros(0))
         with timer.stage("auction"):
             rows = len(requests)
             counts = np.bincount(req, minlength=rows)
@@ -124,10 +151,12 @@ class AdServer:
             campaign = self._ad_campaign[ad]
             bids[req, column] = self._max_cpc[campaign]
             scores[req, column] = pctr
-            result = run_auctions(bids, scores, self.world.config.n_slots, self.reserve)
+            result = run_auctions(bids, scores, self.view.n_slots, self.reserve)
         with timer.stage("log"):
             won_req, slot = np.nonzero(result.slots >= 0)
             pair = (np.cumsum(counts) - counts)[won_req] + result.slots[won_req, slot]
+            served = {name: values[pair] for name, values in arrays.items()}
+            served["position"] = slot   # the features as they would be for the slot shown
             log = pd.DataFrame({
                 "request_id": requests.request_id[won_req],
                 "time": requests.time[won_req],
@@ -136,18 +165,15 @@ class AdServer:
                 "user_id": requests.user[won_req],
                 "publisher_id": requests.publisher[won_req],
                 "device": requests.device[won_req],
-                "ad_id": ad[pair],
+                "ad_id": ad[pair].astype(np.int64),
                 "campaign_id": campaign[pair],
                 "position": slot + 1,
                 "bid": bids[won_req, result.slots[won_req, slot]],
                 "pctr": pctr[pair],
                 "price": result.prices[won_req, slot],
-                "model_version": self.model_version,
-            })
-            served = features.iloc[pair].reset_index(drop=True)
-            served["position"] = pd.Categorical.from_codes(
-                slot, categories=served["position"].cat.categories)
-            log = pd.concat([log, served.add_prefix(FEATURE_PREFIX)], axis=1)
+                "model_version": np.full(len(pair), self.model_version),
+                **to_columns(self.view, served, prefix=FEATURE_PREFIX),
+            }, copy=False)
         return log
 
     def serve_one(self, requests: Requests, day: int, throttle: np.ndarray | None = None,

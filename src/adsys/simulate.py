@@ -1,12 +1,17 @@
-"""The day loop: requests -> serving -> clicks -> billing -> pacing, then retraining.
+"""The loop: the world's traffic through the platform, clicks back into its logs.
 
-A day is played in equal time steps (``steps_per_day``, a multiple of 24). In
-each step the pacer sets throttle rates, the server runs the step's requests
-through the funnel, the world draws clicks at the slots shown, and click events
-that have arrived by the end of the step are billed: each impression at most once
-(duplicates count once), never above the campaign's budget (the rest is logged as
-unbilled overdelivery). Each night the model is retrained on the logged features
-and the attribution-window labels of every closed impression.
+This is the one place where the world (truth) and the platform meet. A day is
+played in equal time steps (``steps_per_day``, a multiple of 24). In each step the
+pacer sets throttle rates, the server runs the step's requests through the funnel,
+the world draws clicks at the slots shown (knowing how often each user already saw
+each ad today), and click events that have arrived by the end of the step are
+billed: each impression at most once (duplicates count once), never above the
+campaign's budget (the rest is logged as unbilled overdelivery).
+
+Each night the platform learns from its own logs only: impressions whose
+attribution window has closed are labelled and counted into its
+:class:`~adsys.history.History`, and a new model is trained on the features logged
+at serving time over a sliding window of days.
 """
 
 from __future__ import annotations
@@ -17,41 +22,49 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from adsys.baseline import serve_random
-from adsys.events import join_clicks, training_data
-from adsys.features import count_ad_stats, make_features
-from adsys.pacing import Pacer, charge
-from adsys.prediction import ClickModel, LogisticClickModel
+from adsys.baseline import prior_exposures, serve_random
+from adsys.events import closed_labels, training_data
+from adsys.features import make_features
+from adsys.history import ExposureCounter, History
+from adsys.observable import SECONDS_PER_DAY, Requests
+from adsys.pacing import Pacer, charge, traffic_forecast
+from adsys.prediction import ClickModel, LogisticClickModel, downsample_negatives
 from adsys.serving import AdServer, StageTimer
-from adsys.world import SECONDS_PER_DAY, World
+from adsys.validation import check_int, check_range
+from adsys.world import World
 
-ModelFactory = Callable[[], ClickModel]
+ModelFactory = Callable[..., ClickModel]
+"""Builds an unfitted click model; called as ``make_model(downsampling_rate=w)``."""
 
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """How the system is run; the world's own knobs live in ``WorldConfig``."""
+    """How the platform is run; the world's own knobs live in ``WorldConfig``."""
 
-    steps_per_day: int = 96                 # pacing and billing steps (15 minutes each)
+    steps_per_day: int = 48                 # pacing and billing steps (30 minutes each)
     k: int = 10                             # candidates scored by the click model
-    reserve: float = 0.0                    # minimum eCPM, dollars per impression
+    reserve: float = 1.0                    # minimum eCPM, dollars per 1,000 impressions
     pacing: bool = True                     # False: bid in full until the budget runs out
     attribution_window: float = 3600.0      # seconds a click may take to count as a label
     bootstrap_requests: int = 50_000        # random-server traffic the first model learns from
-    history_features: bool = False          # give the model the ads' logged CTRs (Step 6)
+    browsing_days: int = 14                 # days of page views logged before ads launch
+    training_days: int = 3                  # nightly retraining window, in days
+    downsampling_rate: float = 0.2          # share of non-clicks kept for training
 
     def __post_init__(self) -> None:
-        if self.steps_per_day < 24 or self.steps_per_day % 24:
-            raise ValueError(f"steps_per_day must be a positive multiple of 24; "
-                             f"got {self.steps_per_day}")
-        if self.k < 1:
-            raise ValueError(f"k must be >= 1; got {self.k}")
-        if self.reserve < 0:
-            raise ValueError(f"reserve must be >= 0; got {self.reserve}")
-        if self.attribution_window <= 0:
-            raise ValueError(f"attribution_window must be > 0; got {self.attribution_window}")
-        if self.bootstrap_requests < 1:
-            raise ValueError(f"bootstrap_requests must be >= 1; got {self.bootstrap_requests}")
+        steps = check_int("steps_per_day", self.steps_per_day, 24)
+        if steps % 24:
+            raise ValueError(f"steps_per_day must be a multiple of 24; got {steps}")
+        check_int("k", self.k, 2)
+        check_range("reserve", self.reserve, 0.0, np.inf)
+        if not isinstance(self.pacing, bool):
+            raise TypeError(f"pacing must be True or False; got {self.pacing!r}")
+        check_range("attribution_window", self.attribution_window, 0, np.inf,
+                    low_open=True, high_open=True)
+        check_int("bootstrap_requests", self.bootstrap_requests, 1)
+        check_int("browsing_days", self.browsing_days, 0)
+        check_int("training_days", self.training_days, 1)
+        check_range("downsampling_rate", self.downsampling_rate, 0, 1, low_open=True)
 
 
 @dataclass
@@ -59,31 +72,30 @@ class DayResult:
     """Everything one simulated day logged.
 
     ``impressions`` has one row per impression (see :meth:`AdServer.serve`) plus
-    ``true_p`` (the world's click probability: for the course's analysis only,
-    never a feature), ``charged`` and ``unbilled`` (dollars billed for its click
-    and the part above the budget). ``clicks`` holds every click event received
-    for the day's impressions, duplicates and late arrivals included.
+    ``exposures`` (times the user had already seen the ad today), ``true_p`` (the
+    world's click probability: for the course's analysis only, never a feature),
+    ``charged`` and ``unbilled`` (dollars billed for its click and the part above the
+    budget). ``clicks`` holds every click event received for the day's impressions,
+    duplicates and late arrivals included. ``requests`` is the day's request log.
     """
 
     day: int
+    requests: Requests
     impressions: pd.DataFrame
     clicks: pd.DataFrame
     pacer: Pacer
-    n_requests: int
     model: ClickModel
     stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_requests(self) -> int:
+        return len(self.requests)
 
     @property
     def spend(self) -> np.ndarray:
         """Dollars charged to each campaign for the day's impressions."""
         return np.bincount(self.impressions["campaign_id"], self.impressions["charged"],
                            minlength=len(self.pacer.budgets))
-
-
-def step_traffic(world: World, steps_per_day: int) -> np.ndarray:
-    """Expected share of a day's requests in each step (each hour split evenly)."""
-    per_hour = steps_per_day // 24
-    return np.repeat(world.hourly_traffic() / per_hour, per_hour)
 
 
 class _Billing:
@@ -96,8 +108,8 @@ class _Billing:
         self.budgets = budgets
         self.first_id = first_id
         self.spent = np.zeros_like(budgets)
-        self.pending = pd.DataFrame({"impression_id": np.zeros(0, np.int64),
-                                     "click_time": np.zeros(0)})
+        self.pending_ids = np.zeros(0, np.int64)
+        self.pending_times = np.zeros(0)
         self.campaign = np.zeros(0, np.int64)
         self.price = np.zeros(0)
         self.charged = np.zeros(0)
@@ -106,20 +118,25 @@ class _Billing:
 
     def add(self, campaign: np.ndarray, price: np.ndarray, events: pd.DataFrame) -> None:
         """Register a step's impressions (in id order) and their click events."""
+        n = len(price)
         self.campaign = np.concatenate([self.campaign, campaign])
         self.price = np.concatenate([self.price, price])
-        self.charged = np.concatenate([self.charged, np.zeros(len(price))])
-        self.unbilled = np.concatenate([self.unbilled, np.zeros(len(price))])
-        self.billed = np.concatenate([self.billed, np.zeros(len(price), bool)])
-        self.pending = pd.concat([self.pending, events], ignore_index=True)
+        self.charged = np.concatenate([self.charged, np.zeros(n)])
+        self.unbilled = np.concatenate([self.unbilled, np.zeros(n)])
+        self.billed = np.concatenate([self.billed, np.zeros(n, bool)])
+        self.pending_ids = np.concatenate([self.pending_ids,
+                                           events["impression_id"].to_numpy(np.int64)])
+        self.pending_times = np.concatenate([self.pending_times,
+                                             events["click_time"].to_numpy(float)])
 
     def bill_until(self, until: float) -> np.ndarray:
         """Bill events that arrived before ``until``; return the spend per campaign."""
-        due = (self.pending["click_time"] < until).to_numpy()
-        events = self.pending[due].sort_values("click_time", kind="stable")
-        self.pending = self.pending[~due]
-        rows = events["impression_id"].to_numpy(dtype=np.int64) - self.first_id
-        rows = rows[~pd.Series(rows).duplicated().to_numpy()]   # duplicates count once
+        due = self.pending_times < until
+        order = np.argsort(self.pending_times[due], kind="stable")
+        rows = self.pending_ids[due][order] - self.first_id
+        self.pending_ids, self.pending_times = self.pending_ids[~due], self.pending_times[~due]
+        _, first = np.unique(rows, return_index=True)       # duplicates count once
+        rows = rows[np.sort(first)]
         rows = rows[~self.billed[rows]]
         campaign = self.campaign[rows]
         charged, unbilled = charge(self.spent, self.budgets, campaign, self.price[rows])
@@ -132,31 +149,48 @@ class _Billing:
 
 
 def simulate_day(world: World, server: AdServer, day: int, rng: np.random.Generator,
-                 config: SimulationConfig = SimulationConfig(), n_requests: int | None = None,
+                 config: SimulationConfig = SimulationConfig(),
+                 traffic_curve: np.ndarray | None = None, n_requests: int | None = None,
                  first_request_id: int = 0, first_impression_id: int = 0) -> DayResult:
     """Play one day of traffic through the server with pacing and billing.
 
-    Request and impression ids start at the given values, so that ids stay unique
-    over a run of several days.
+    ``traffic_curve`` is the platform's forecast of the share of the day's requests
+    in each step (:func:`adsys.pacing.traffic_forecast` of an earlier request log);
+    ``None`` plans a flat day. Request and impression ids start at the given values,
+    so that ids stay unique over a run of several days.
     """
-    requests = world.requests(day, rng, n=n_requests, first_id=first_request_id)
-    budgets = world.campaigns["daily_budget"].to_numpy(dtype=float)
-    curve = step_traffic(world, config.steps_per_day)
+    if not isinstance(server, AdServer):
+        raise TypeError(f"server must be an AdServer; got {type(server).__name__}")
+    view = server.view
+    requests = world.requests(day, rng, n=n_requests,
+                              first_id=check_int("first_request_id", first_request_id, 0))
+    first_impression_id = check_int("first_impression_id", first_impression_id, 0)
+    budgets = view.campaigns["daily_budget"].to_numpy(dtype=float)
+    steps = config.steps_per_day
+    curve = np.full(steps, 1 / steps) if traffic_curve is None else traffic_curve
     pacer = Pacer(budgets, curve) if config.pacing else Pacer.unpaced(budgets, curve)
-    edges = day * SECONDS_PER_DAY + np.linspace(0, SECONDS_PER_DAY, config.steps_per_day + 1)
+    if pacer.n_steps != steps:
+        raise ValueError(f"traffic_curve must have one share per step ({steps}); "
+                         f"got {pacer.n_steps}")
+    seen = server.exposures if server.exposures is not None else ExposureCounter(view.n_ads)
+    seen.reset()
+    edges = day * SECONDS_PER_DAY + np.linspace(0, SECONDS_PER_DAY, steps + 1)
     bounds = np.searchsorted(requests.time, edges)
     billing = _Billing(budgets, first_impression_id)
     timer = StageTimer()
     logs, events, next_id = [], [], first_impression_id
-    for step in range(config.steps_per_day):
+    for step in range(steps):
         batch = requests.take(slice(bounds[step], bounds[step + 1]))
         log = server.serve(batch, day, pacer.rates(), rng, timer)
         with timer.stage("clicks"):
             log.insert(0, "impression_id", np.arange(next_id, next_id + len(log)))
             next_id += len(log)
-            log["true_p"] = world.click_probability(log["user_id"], log["ad_id"],
-                                                    log["publisher_id"], log["hour"],
-                                                    log["position"], day)
+            users, ads = log["user_id"].to_numpy(), log["ad_id"].to_numpy()
+            log["exposures"] = prior_exposures(users, ads, seen)
+            seen.record(users, ads)
+            log["true_p"] = world.click_probability(users, ads, log["publisher_id"],
+                                                    log["hour"], log["position"], day,
+                                                    log["exposures"].to_numpy())
             clicked = world.draw_clicks(log["true_p"].to_numpy(), rng)
             step_events = world.click_stream(log["impression_id"], log["time"], clicked, rng)
             billing.add(log["campaign_id"].to_numpy(), log["price"].to_numpy(), step_events)
@@ -168,68 +202,95 @@ def simulate_day(world: World, server: AdServer, day: int, rng: np.random.Genera
     impressions["charged"] = billing.charged
     impressions["unbilled"] = billing.unbilled
     clicks = pd.concat(events, ignore_index=True).sort_values("click_time", kind="stable")
-    return DayResult(day, impressions, clicks.reset_index(drop=True), pacer, len(requests),
+    return DayResult(day, requests, impressions, clicks.reset_index(drop=True), pacer,
                      server.model, dict(timer.seconds))
 
 
-def bootstrap_model(world: World, rng: np.random.Generator, n_requests: int,
-                    make_model: ModelFactory = LogisticClickModel) -> tuple[ClickModel,
-                                                                             pd.DataFrame]:
-    """Train the first model on random-server traffic (no model exists yet to serve).
+def bootstrap(world: World, rng: np.random.Generator, n_requests: int,
+              make_model: ModelFactory = LogisticClickModel, browsing_days: int = 0
+              ) -> tuple[ClickModel, History, pd.DataFrame]:
+    """Before launch no model exists: learn the first one from random-server traffic.
 
-    Returns the model and the ad statistics of that traffic, the history the
-    first day is served with.
+    The platform's history starts with ``browsing_days`` days of page views logged
+    before ads launched (the publishers' readers were there first) and the
+    bootstrap log's impressions and clicks. Returns the model, that history, and
+    the bootstrap log (its request times give the first traffic forecast).
     """
+    view = world.view
+    history = History(view)
+    for _ in range(check_int("browsing_days", browsing_days, 0)):
+        before = world.requests(0, rng)
+        history.add_views(before.user, before.publisher)
     log = serve_random(world, day=0, n_requests=n_requests, rng=rng, with_truth=False)
-    features = make_features(world, log["user_id"], log["ad_id"], log["publisher_id"],
-                             log["hour"], log["position"])
-    model = make_model().fit(features, log["clicked"])
-    return model, count_ad_stats(log["ad_id"], log["clicked"])
+    features = make_features(view, log["user_id"], log["ad_id"], log["publisher_id"],
+                             log["hour"], log["position"], history, log["exposures"])
+    model = make_model(downsampling_rate=1.0).fit(features, log["clicked"])
+    history.add(log["user_id"], log["ad_id"], log["clicked"])
+    views = log.drop_duplicates("request_id")
+    history.add_views(views["user_id"], views["publisher_id"])
+    return model, history, log
 
 
 def simulate(world: World, days: int, seed: int,
              config: SimulationConfig = SimulationConfig(),
              make_model: ModelFactory = LogisticClickModel,
              n_requests: int | None = None) -> Iterator[DayResult]:
-    """Run ``days`` days, retraining the model each night on the logs so far.
+    """Run ``days`` days, retraining the model each night on the platform's logs.
 
-    Yields one :class:`DayResult` per day. Day d is served by model version d,
-    trained on every impression whose attribution window closed by the end of
-    day d - 1 (version 0 on bootstrap random traffic).
+    Yields one :class:`DayResult` per day, as soon as the day ends. Day d is served
+    by model version d, trained on the closed impressions of the last
+    ``config.training_days`` days (version 0 on bootstrap random traffic); pacing
+    plans each day on the previous day's request log.
     """
-    if days < 1:
-        raise ValueError(f"days must be >= 1; got {days}")
-    rng = np.random.default_rng(seed)
-    model, ad_stats = bootstrap_model(world, rng, config.bootstrap_requests, make_model)
-    history: list[DayResult] = []
+    days = check_int("days", days, 1)
+    rng = np.random.default_rng(check_int("seed", seed, 0))
+    view = world.view
+    if config.k <= view.n_slots:
+        raise ValueError(f"k must be greater than n_slots ({view.n_slots}): the auction needs "
+                         f"a runner-up to price the last slot; got k={config.k}")
+    model, history, log = bootstrap(world, rng, config.bootstrap_requests, make_model,
+                                    config.browsing_days)
+    forecast = traffic_forecast(log["time"].drop_duplicates(), config.steps_per_day)
+    exposures = ExposureCounter(view.n_ads)
+    recent: list[DayResult] = []
     first_request, first_impression = 0, 0
     for day in range(days):
-        server = AdServer(world, model, ad_stats, k=config.k, reserve=config.reserve,
-                          model_version=day, history_features=config.history_features)
-        result = simulate_day(world, server, day, rng, config, n_requests, first_request,
-                              first_impression)
+        server = AdServer(view, model, history, exposures, k=config.k, reserve=config.reserve,
+                          model_version=day)
+        result = simulate_day(world, server, day, rng, config, forecast, n_requests,
+                              first_request, first_impression)
         first_request += result.n_requests
         first_impression += len(result.impressions)
-        history.append(result)
+        recent = [*recent, result][-(config.training_days + 1):]
         yield result
         if day + 1 < days:
-            model, ad_stats = retrain(history, config, make_model, ad_stats)
+            forecast = traffic_forecast(result.requests.time, config.steps_per_day)
+            model, history = retrain(recent, config, make_model, history, rng)
 
 
-def retrain(history: list[DayResult], config: SimulationConfig, make_model: ModelFactory,
-            ad_stats: pd.DataFrame) -> tuple[ClickModel, pd.DataFrame]:
-    """Fit a new model on every closed impression of ``history``; extend the ad stats.
+def retrain(recent: list[DayResult], config: SimulationConfig, make_model: ModelFactory,
+            history: History, rng: np.random.Generator) -> tuple[ClickModel, History]:
+    """The nightly job, run at the end of the last day of ``recent``.
 
-    Runs at the end of the last day of ``history``: only clicks received by then
-    count, and impressions whose attribution window is still open wait a night.
+    Counts the impressions whose attribution window closed since last night into a
+    copy of ``history``, and fits a new model on the closed impressions of the last
+    ``config.training_days`` days (non-clicks kept at ``config.downsampling_rate``).
+    Only clicks received by midnight count; impressions still inside their window
+    wait a night.
     """
-    as_of = (history[-1].day + 1) * SECONDS_PER_DAY
-    impressions = pd.concat([h.impressions for h in history], ignore_index=True)
-    clicks = pd.concat([h.clicks for h in history], ignore_index=True)
-    features, clicked = training_data(impressions, clicks, config.attribution_window, as_of)
-    model = make_model().fit(features, clicked)
-    last = history[-1]
-    known = last.clicks[last.clicks["click_time"] <= as_of]
-    labelled, _ = join_clicks(last.impressions, known, config.attribution_window)
-    day_stats = count_ad_stats(labelled["ad_id"], labelled["clicked"])
-    return model, pd.concat([ad_stats, day_stats], ignore_index=True)
+    as_of = (recent[-1].day + 1) * SECONDS_PER_DAY
+    window = config.attribution_window
+    impressions = pd.concat([r.impressions for r in recent], ignore_index=True)
+    clicks = pd.concat([r.clicks for r in recent], ignore_index=True)
+    fresh = closed_labels(impressions, clicks, window, as_of,
+                          closed_after=as_of - SECONDS_PER_DAY)
+    history = history.copy().add(fresh["user_id"], fresh["ad_id"], fresh["clicked"])
+    today = recent[-1].requests
+    history.add_views(today.user, today.publisher)
+    in_window = impressions["day"] > recent[-1].day - config.training_days
+    features, clicked = training_data(impressions[in_window], clicks, window, as_of)
+    if clicked.nunique() < 2:   # too quiet to learn from: keep serving with the old model
+        return recent[-1].model, history
+    keep = downsample_negatives(clicked, config.downsampling_rate, rng)
+    model = make_model(downsampling_rate=config.downsampling_rate)
+    return model.fit(features[keep], clicked[keep]), history

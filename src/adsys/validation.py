@@ -16,7 +16,15 @@ def as_2d(name: str, values, dtype=float) -> np.ndarray:
 
 
 def _as_array(name: str, values, ndim: int, dtype, allow_empty: bool) -> np.ndarray:
-    array = np.asarray(values, dtype=dtype)
+    if isinstance(values, str | bytes | dict | set):
+        raise TypeError(f"{name} must be an array of numbers; got {type(values).__name__}")
+    try:
+        array = np.asarray(values, dtype=dtype)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of numbers; got {type(values).__name__}") \
+            from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers; got dtype {array.dtype}")
     if array.ndim != ndim:
         words = {1: "one", 2: "two"}
         raise ValueError(f"{name} must be {words[ndim]}-dimensional, got shape {array.shape}")
@@ -65,9 +73,35 @@ def check_labels(name: str, y: np.ndarray) -> np.ndarray:
     return y.astype(np.int8)
 
 
+def check_number(name: str, value: object) -> float:
+    """Return ``value`` as a float; raise TypeError naming ``name`` if it is not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{name} must be a number; got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def check_int(name: str, value: object, low: int, high: float = np.inf) -> int:
+    """Return ``value`` as an int in ``[low, high]``; raise naming ``name`` otherwise.
+
+    Python and NumPy integers are accepted; booleans, floats (even 3.0) and strings
+    raise TypeError, values out of range ValueError.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an integer; got {type(value).__name__} {value!r}")
+    if not low <= value <= high:
+        upper = "" if high == np.inf else f", {int(high)}"
+        raise ValueError(f"{name} must be an integer in [{low}{upper}{']' if upper else ', inf)'}"
+                         f"; got {value!r}")
+    return int(value)
+
+
 def check_range(name: str, value: float, low: float, high: float,
                 low_open: bool = False, high_open: bool = False) -> float:
-    """Raise unless ``low <= value <= high`` (ends open where asked)."""
+    """Raise unless ``low <= value <= high`` (ends open where asked); return it as a float.
+
+    A value that is not a number raises TypeError naming ``name``.
+    """
+    value = check_number(name, value)
     too_low = value <= low if low_open else value < low
     too_high = value >= high if high_open else value > high
     if not np.isfinite(value) or too_low or too_high:
@@ -77,7 +111,10 @@ def check_range(name: str, value: float, low: float, high: float,
 
 
 def as_integers(name: str, values: object, low: int, high: int) -> np.ndarray:
-    """Return ``values`` as a 1-D int64 array (may be empty) of integers in [low, high].
+    """Return ``values`` as a 1-D integer array (may be empty) of integers in [low, high].
+
+    The result is int64, or int32 when ``values`` already is (the hot paths keep
+    their pairs in int32 to halve memory traffic).
 
     Raises
     ------
@@ -92,4 +129,4 @@ def as_integers(name: str, values: object, low: int, high: int) -> np.ndarray:
     if array.min() < low or array.max() > high:
         raise ValueError(f"{name} must be integers in [{low}, {high}]; "
                          f"got values from {array.min()} to {array.max()}")
-    return array.astype(np.int64, copy=False)
+    return array if array.dtype == np.int32 else array.astype(np.int64, copy=False)
