@@ -30,16 +30,16 @@ Columns (categoricals use pandas ``category`` dtype with fixed categories):
   what they read: the share of their page views on the ad's topic (smoothed towards
   1 / n_topics) and ``log(1 + page views)`` it rests on.
 - ``user_topic_ctr_logit``, ``user_topic_log_impressions``: their inferred interest
-  from the ads they clicked: log-odds of their smoothed CTR on that topic's ads, and
-  ``log(1 + impressions)`` it rests on.
+  from the ads they clicked: log-odds of their smoothed CTR on that topic's ads,
+  relative to the platform's overall CTR, and ``log(1 + impressions)`` it rests on.
 - ``user_ctr_logit``, ``user_log_impressions``: the same over all topics (how much
   this user clicks at all).
 - ``ad_ctr_logit``, ``campaign_ctr_logit``, ``ad_log_impressions``: the ad's and its
-  campaign's historical CTR (log-odds, smoothed) and the ad's ``log(1 + impressions)``,
-  0 for a new ad (cold start).
+  campaign's historical CTR (relative log-odds, smoothed) and the ad's
+  ``log(1 + impressions)``, 0 for a new ad (cold start).
 - ``log_exposures``: ``log(1 + times this ad was shown to this user today)``.
 
-With no history every CTR feature sits at the prior's log-odds.
+With no history every relative CTR feature is 0 (see :meth:`History.tables`).
 """
 
 from __future__ import annotations

@@ -138,12 +138,23 @@ class History:
     def user_clicks(self) -> np.ndarray:
         return self.user_topic_clicks.sum(axis=1)
 
+    @property
+    def base_rate(self) -> float:
+        """The platform's overall CTR so far (smoothed towards :data:`PRIOR_CTR`)."""
+        return float(smoothed_ctr(self.ad_clicks.sum(), self.ad_impressions.sum()))
+
     def ad_ctr(self) -> np.ndarray:
-        """Smoothed CTR of every ad id: a new ad starts at :data:`PRIOR_CTR`."""
-        return smoothed_ctr(self.ad_clicks, self.ad_impressions)
+        """Smoothed CTR of every ad id: a new ad starts at :attr:`base_rate`."""
+        return smoothed_ctr(self.ad_clicks, self.ad_impressions, self.base_rate)
 
     def tables(self) -> dict[str, np.ndarray]:
         """The feature tables derived from the counts, computed once per change.
+
+        CTRs are smoothed towards the overall CTR :attr:`base_rate` and given as
+        log-odds *relative* to it (0: as good as the average impression). Relative
+        CTRs keep their meaning when the traffic changes: a platform that starts
+        serving better ads raises every raw CTR, which would make a model trained on
+        yesterday's counts over-predict today.
 
         Per ad: ``ad_ctr_logit``, ``ad_log_impressions``; per campaign:
         ``campaign_ctr_logit``; per user: ``user_ctr_logit``, ``user_log_impressions``,
@@ -155,16 +166,20 @@ class History:
             n_topics = self.user_topic_views.shape[1]
             views = self.user_topic_views.sum(axis=1)
             shown, clicks = self.user_impressions, self.user_clicks
+            base = self.base_rate
+
+            def relative(clicks: np.ndarray, impressions: np.ndarray) -> np.ndarray:
+                return _logit(smoothed_ctr(clicks, impressions, base)) - _logit(base)
+
             self._tables = {
-                "ad_ctr_logit": _logit(self.ad_ctr()),
+                "ad_ctr_logit": relative(self.ad_clicks, self.ad_impressions),
                 "ad_log_impressions": np.log1p(self.ad_impressions),
-                "campaign_ctr_logit": _logit(smoothed_ctr(self.campaign_clicks,
-                                                          self.campaign_impressions)),
-                "user_ctr_logit": _logit(smoothed_ctr(clicks, shown)),
+                "campaign_ctr_logit": relative(self.campaign_clicks, self.campaign_impressions),
+                "user_ctr_logit": relative(clicks, shown),
                 "user_log_impressions": np.log1p(shown),
                 "user_log_views": np.log1p(views),
-                "user_topic_ctr_logit": _logit(smoothed_ctr(self.user_topic_clicks,
-                                                            self.user_topic_impressions)),
+                "user_topic_ctr_logit": relative(self.user_topic_clicks,
+                                                 self.user_topic_impressions),
                 "user_topic_log_impressions": np.log1p(self.user_topic_impressions),
                 "user_topic_view_share": (self.user_topic_views + 1) / (views[:, None]
                                                                         + n_topics),

@@ -33,6 +33,7 @@ __all__ = [
     "normalized_entropy",
     "online_metrics",
     "precision_recall_f1",
+    "recall_at_k",
     "reliability_curve",
     "roc_auc",
     "spend_by_campaign",
@@ -255,6 +256,56 @@ def mean_ndcg_at_k(relevance: ArrayLike, scores: ArrayLike, groups: ArrayLike, k
     if not has_relevant.any():
         raise ValueError("relevance must be positive for at least one item of some query")
     return float(np.mean(dcg[has_relevant] / ideal[has_relevant]))
+
+
+def _rank_within_groups(scores: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Rank 0, 1, ... of each row within its group by descending score (ties: row order)."""
+    order = np.lexsort((np.arange(len(scores)), -scores, codes))
+    first = np.searchsorted(codes[order], codes[order])
+    rank = np.empty(len(scores), np.int64)
+    rank[order] = np.arange(len(order)) - first
+    return rank
+
+
+def recall_at_k(reference_scores: ArrayLike, candidate_scores: ArrayLike, groups: ArrayLike,
+                k: int, m: int) -> float:
+    """How much of the reference's top ``m`` a cheap stage keeps in its top ``k``.
+
+    For each group (a request), the share of its top-``m`` items by
+    ``reference_scores`` (e.g. the heavy model's eCPM) that are among its top-``k``
+    items by ``candidate_scores`` (e.g. the light model's), averaged over groups. A
+    group with at most ``k`` items keeps them all; a group with fewer than ``m`` items
+    is scored on the items it has. Ties are broken by position in the arrays.
+
+    Parameters
+    ----------
+    reference_scores, candidate_scores : array of floats
+        Scores of every (group, item) row; higher is better.
+    groups : array
+        Group id of every row; rows need not be sorted.
+    k : int
+        Items the cheap stage keeps per group (>= 1).
+    m : int
+        Items of the reference's ranking that matter per group (>= 1), e.g. the
+        page's slots.
+
+    Returns
+    -------
+    float
+        Mean recall in [0, 1]; 1 means the cheap stage never loses a top-``m`` item.
+    """
+    reference = as_1d("reference_scores", reference_scores)
+    candidate = as_1d("candidate_scores", candidate_scores)
+    group = as_1d("groups", groups, dtype=None)
+    check_same_length(reference_scores=reference, candidate_scores=candidate, groups=group)
+    k, m = _check_k(k), _check_k(m)
+    codes = np.unique(group, return_inverse=True)[1].ravel()
+    top_reference = _rank_within_groups(reference, codes) < m
+    kept = _rank_within_groups(candidate, codes) < k
+    n_groups = int(codes.max()) + 1
+    found = np.bincount(codes, weights=top_reference & kept, minlength=n_groups)
+    wanted = np.bincount(codes, weights=top_reference, minlength=n_groups)
+    return float(np.mean(found / wanted))
 
 
 def reliability_curve(

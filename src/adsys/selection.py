@@ -1,59 +1,160 @@
 """The selector: the cheap first stage of the funnel, keeping the top K ads per request.
 
-The index returns hundreds of eligible ads per request, too many for the heavy click
-model. The selector scores every (request, ad) pair with a number that costs two
-array lookups, ``max_cpc x smoothed CTR of the ad``, and keeps the K best per
-request. The smoothed CTR is the ad's logged clicks / impressions shrunk towards a
-prior (see :func:`adsys.history.smoothed_ctr`), so a new ad starts at the prior
-instead of at 0.
+The index returns a couple of hundred eligible ads per request, too many for the
+heavy click model within the latency budget. The selector scores every eligible
+(request, ad) pair with a :class:`LightModel`, a logistic regression on a handful of
+features that are each one table lookup away: the ad's historical CTR, the user's
+inferred interest in the ad's topic (page views, clicks, declared interests), how
+much the user clicks at all, and whether the page is about the ad's topic. Its
+score is a light eCPM, ``bid x light pCTR``, and the K best per request go on to the
+heavy model.
+
+Scoring is two lookups and an add per pair: the model's weights are folded into a
+table per ad and a table per (user, topic), recomputed only when the model or the
+history changes. Keeping the K best of each request is one integer sort of packed
+keys (request, score, ad), see :func:`top_k_per_group`.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike
+from sklearn.linear_model import LogisticRegression
 
-from adsys.history import History
-from adsys.observable import PlatformView, require_view
-from adsys.validation import as_integers, check_int, check_same_length
+from adsys.history import PRIOR_CTR, History
+from adsys.observable import PlatformView, Requests, require_view
+from adsys.validation import (
+    as_1d,
+    as_integers,
+    check_int,
+    check_labels,
+    check_range,
+    check_same_length,
+)
 
-__all__ = ["Selector"]
+__all__ = ["LIGHT_FEATURES", "LightModel", "Selector", "top_k_per_group"]
+
+LIGHT_FEATURES = (
+    "ad_ctr_logit", "user_topic_view_share", "user_topic_ctr_logit", "declared_interest",
+    "user_ctr_logit", "page_topic_match",
+)
+"""The light model's inputs, columns of :func:`adsys.features.make_features`."""
+
+
+class LightModel:
+    """A logistic regression on :data:`LIGHT_FEATURES`: cheap, user-aware pCTR.
+
+    Trained on the same feature tables as the heavy model (the logged slot enters as
+    a one-hot so that the position effect is not credited to the ads); it scores at
+    position 1. ``LightModel.ad_only()`` is the user-blind baseline: the ad's
+    smoothed historical CTR and nothing else.
+
+    Parameters
+    ----------
+    C : float
+        Inverse L2 regularization strength (> 0).
+    downsampling_rate : float in (0, 1]
+        Rate at which non-clicks were kept in the training data; the fitted intercept
+        is shifted by ``log(downsampling_rate)``, which undoes it exactly for a
+        logistic model (the same map as :func:`adsys.prediction.recalibrate_downsampled`).
+    """
+
+    def __init__(self, C: float = 1.0, downsampling_rate: float = 1.0) -> None:
+        self.C = check_range("C", C, 0, np.inf, low_open=True)
+        self.downsampling_rate = check_range("downsampling_rate", downsampling_rate, 0, 1,
+                                             low_open=True)
+        self.intercept: float | None = None
+        self.weights: dict[str, float] = {}
+
+    @classmethod
+    def ad_only(cls, base_rate: float = PRIOR_CTR) -> LightModel:
+        """The user-blind score: light pCTR = the ad's smoothed CTR, from its relative
+        log-odds (weight 1) and the platform's overall CTR ``base_rate``."""
+        model = cls()
+        model.intercept = float(np.log(base_rate) - np.log1p(-check_range(
+            "base_rate", base_rate, 0, 1, low_open=True, high_open=True)))
+        model.weights = {name: float(name == "ad_ctr_logit") for name in LIGHT_FEATURES}
+        return model
+
+    def fit(self, features: pd.DataFrame, clicked: ArrayLike) -> LightModel:
+        """Fit on a feature table (from ``make_features``) and 0/1 labels; return ``self``."""
+        if not isinstance(features, pd.DataFrame):
+            raise TypeError(f"features must be a DataFrame; got {type(features).__name__}")
+        missing = [c for c in (*LIGHT_FEATURES, "position") if c not in features]
+        if missing:
+            raise ValueError(f"features is missing columns {missing}")
+        y = check_labels("clicked", as_1d("clicked", clicked))
+        check_same_length(features=features, clicked=y)
+        if len(np.unique(y)) < 2:
+            raise ValueError("clicked must contain both clicks (1) and non-clicks (0)")
+        slots = features["position"].cat.codes.to_numpy()
+        one_hot = np.eye(slots.max() + 1)[slots][:, 1:]      # slot 1 is the reference
+        x = np.column_stack([features[c].to_numpy(float) for c in LIGHT_FEATURES] + [one_hot])
+        regression = LogisticRegression(C=self.C, max_iter=1000).fit(x, y)
+        self.intercept = float(regression.intercept_[0]) + float(np.log(self.downsampling_rate))
+        self.weights = dict(zip(LIGHT_FEATURES, map(float, regression.coef_[0]), strict=False))
+        return self
 
 
 class Selector:
-    """Score (request, ad) pairs by expected revenue from logged counts; keep the top K.
+    """Score (request, ad) pairs with a light model and bids; keep the top K.
 
     Parameters
     ----------
     view : PlatformView
-        Supplies the ads and their campaigns' ``max_cpc`` bids.
+        Supplies the ads, their campaigns' ``max_cpc`` bids, topics and declarations.
     history : History, optional
-        The platform's counts from closed windows; ``None`` means no history, so every
-        ad gets the prior CTR.
+        The platform's counts from closed windows (``None``: no history yet).
+    model : LightModel, optional
+        A fitted light model; ``None`` uses :meth:`LightModel.ad_only`.
     """
 
-    def __init__(self, view: PlatformView, history: History | None = None) -> None:
+    def __init__(self, view: PlatformView, history: History | None = None,
+                 model: LightModel | None = None) -> None:
         self.view = require_view(view)
         self.history = history if history is not None else History(view)
+        self.model = model if model is not None else LightModel.ad_only(self.history.base_rate)
+        if self.model.intercept is None:
+            raise ValueError("model must be fitted (or LightModel.ad_only())")
         self.ad_campaign = view.ads["campaign_id"].to_numpy()
         self.max_cpc = view.campaigns["max_cpc"].to_numpy()
-        self._score = self.max_cpc[self.ad_campaign] * self.history.ad_ctr()
+        self._ad_topic = view.ads["topic"].to_numpy()
+        self._page_topic = view.publishers["topic"].to_numpy()
+        # Fold the weights into one table per ad and one per (user, topic).
+        w, tables = self.model.weights, self.history.tables()
+        n_topics = len(view.topics)
+        declared = (view.users["declared_topics"].to_numpy()[:, None]
+                    >> np.arange(n_topics)) & 1
+        self._ad_part = (self.model.intercept + w["ad_ctr_logit"] * tables["ad_ctr_logit"]
+                         ).astype(np.float32)
+        self._user_topic_part = (
+            w["user_topic_view_share"] * tables["user_topic_view_share"]
+            + w["user_topic_ctr_logit"] * tables["user_topic_ctr_logit"]
+            + w["declared_interest"] * declared
+            + w["user_ctr_logit"] * tables["user_ctr_logit"][:, None]).astype(np.float32).ravel()
+        self._match_weight = np.float32(w["page_topic_match"])
+        self._bid = self.max_cpc[self.ad_campaign].astype(np.float32)
 
-    @property
-    def ctr(self) -> np.ndarray:
-        """Smoothed CTR of every ad id."""
-        return self.history.ad_ctr()
+    def light_ctr(self, requests: Requests, request_pos: ArrayLike,
+                  ad_id: ArrayLike) -> np.ndarray:
+        """The light model's position-1 pCTR of each (request, ad) pair (float32)."""
+        req, ads = self._pairs(requests, request_pos, ad_id)
+        return self._light_ctr(requests, req, ads)
 
-    def score(self, ad_id: ArrayLike) -> np.ndarray:
-        """Cheap expected revenue per impression of each ad: ``max_cpc x ctr``."""
-        return self._score[as_integers("ad_id", ad_id, 0, len(self.ad_campaign) - 1)]
+    def score(self, requests: Requests, request_pos: ArrayLike, ad_id: ArrayLike) -> np.ndarray:
+        """Light eCPM of each pair, in dollars per thousand impressions (float32)."""
+        req, ads = self._pairs(requests, request_pos, ad_id)
+        return np.float32(1000) * self._bid[ads] * self._light_ctr(requests, req, ads)
 
-    def select(self, request_pos: ArrayLike, ad_id: ArrayLike,
+    def select(self, requests: Requests, request_pos: ArrayLike, ad_id: ArrayLike,
                k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Keep the ``k`` highest-scoring ads of each request.
+        """Keep the ``k`` best pairs of each request by light eCPM.
 
         Parameters
         ----------
+        requests : Requests
+            The batch the pairs refer to.
         request_pos, ad_id : array-like of int
             Aligned candidate pairs, e.g. from :meth:`adsys.index.AdIndex.eligible`.
         k : int
@@ -61,26 +162,65 @@ class Selector:
 
         Returns
         -------
-        request_pos, ad_id : np.ndarray of int64
+        request_pos, ad_id : np.ndarray
             The kept pairs, ``min(k, n_candidates)`` per request, sorted by request,
-            then by score (highest first); equal scores go to the lower ad id.
+            then by light eCPM (highest first; equal scores go to the lower ad id).
         """
         k = check_int("k", k, 1)
-        n_ads = len(self.ad_campaign)
-        bits = max(n_ads - 1, 1).bit_length()
-        requests = as_integers("request_pos", request_pos, 0, np.iinfo(np.int64).max >> bits)
-        ads = as_integers("ad_id", ad_id, 0, n_ads - 1)
-        check_same_length(request_pos=requests, ad_id=ads)
-        # The score depends on the ad only: rank the ads once, then one integer sort
-        # of (request, ad rank) packed in one key orders every request's candidates
-        # best first.
-        best_first = np.argsort(-self._score, kind="stable")
-        ad_rank = np.empty(n_ads, dtype=np.int64)
-        ad_rank[best_first] = np.arange(n_ads)
-        dtype = np.int32 if len(requests) == 0 or requests.max() < 1 << (31 - bits) else np.int64
-        keys = np.sort(requests.astype(dtype) << bits | ad_rank.astype(dtype)[ads])
-        requests = keys >> bits
-        counts = np.bincount(requests) if len(keys) else np.zeros(0, np.int64)
-        start = np.cumsum(counts) - counts
-        kept = np.arange(len(keys)) - np.repeat(start, counts) < k
-        return requests[kept], best_first[keys[kept] & ((1 << bits) - 1)]
+        req, ads = self._pairs(requests, request_pos, ad_id)
+        score = np.float32(1000) * self._bid[ads] * self._light_ctr(requests, req, ads)
+        return top_k_per_group(req, score, ads, k)
+
+    def _pairs(self, requests: Requests, request_pos: ArrayLike,
+               ad_id: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        if not isinstance(requests, Requests):
+            raise TypeError(f"requests must be a Requests batch; got {type(requests).__name__}")
+        req = as_integers("request_pos", request_pos, 0, max(len(requests) - 1, 0))
+        ads = as_integers("ad_id", ad_id, 0, self.view.n_ads - 1)
+        check_same_length(request_pos=req, ad_id=ads)
+        return req, ads
+
+    def _light_ctr(self, requests: Requests, req: np.ndarray, ads: np.ndarray) -> np.ndarray:
+        topic = self._ad_topic[ads]
+        cell = requests.user[req] * len(self.view.topics) + topic
+        match = self._page_topic[requests.publisher[req]] == topic
+        z = self._ad_part[ads] + self._user_topic_part[cell] + self._match_weight * match
+        return 1 / (1 + np.exp(-z))
+
+
+def top_k_per_group(groups: np.ndarray, scores: np.ndarray, items: np.ndarray,
+                    k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best items of each group: (group, item) pairs sorted by group, best first.
+
+    One integer sort does it: each pair becomes a key ``group | reversed score |
+    item`` (the score's float32 bits, which order non-negative floats, cut to their
+    top 24 bits, a relative precision of about 1e-5), so sorting the keys orders the
+    pairs by group, then by score, highest first, then by item, and the sorted keys
+    decode back to (group, item). Falls back to a lexicographic sort when the three
+    parts do not fit in 63 bits.
+
+    Parameters
+    ----------
+    groups, items : np.ndarray of non-negative int
+        The group (e.g. request) and item (e.g. ad id) of each pair; pairs are distinct.
+    scores : np.ndarray of float
+        Non-negative scores, higher is better.
+    k : int
+        Pairs to keep per group.
+    """
+    groups, items = np.asarray(groups, np.int64), np.asarray(items, np.int64)
+    if len(groups) == 0:
+        return groups, items
+    score_bits = (np.asarray(scores, np.float32).view(np.uint32) >> 8).astype(np.int64)
+    item_bits = max(int(items.max()).bit_length(), 1)
+    shift = 24 + item_bits
+    if int(groups.max()).bit_length() + shift <= 63:
+        keys = np.sort(groups << shift | (0xFFFFFF - score_bits) << item_bits | items)
+        groups, items = keys >> shift, keys & ((1 << item_bits) - 1)
+    else:
+        order = np.lexsort((items, -score_bits, groups))
+        groups, items = groups[order], items[order]
+    counts = np.bincount(groups)
+    rank = np.arange(len(groups)) - np.repeat(np.cumsum(counts) - counts, counts)
+    kept = rank < k
+    return groups[kept], items[kept]

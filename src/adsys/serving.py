@@ -22,7 +22,7 @@ from adsys.history import ExposureCounter, History
 from adsys.index import AdIndex
 from adsys.observable import PlatformView, Requests, require_view
 from adsys.prediction import ClickModel
-from adsys.selection import Selector
+from adsys.selection import LightModel, Selector
 from adsys.validation import as_1d, check_int, check_probabilities, check_range
 
 STAGES = ("retrieve", "select", "predict", "auction", "log")
@@ -70,16 +70,21 @@ class AdServer:
     view : PlatformView
         The platform's tables (users, ads, campaigns, publishers).
     model : ClickModel
-        Predicts position-1 pCTR from :func:`adsys.features.make_features` rows.
+        The heavy model: predicts position-1 pCTR from
+        :func:`adsys.features.make_features` rows.
     history : History, optional
         The platform's counts from closed windows: the selector ranks with them and
         the click model's history features read them. ``None``: no history yet.
     exposures : ExposureCounter, optional
         Today's exposures of each ad to each user, for the frequency feature; ``None``
         counts every candidate as a first exposure.
-    k : int
-        Candidates the selector passes to the click model per request; more than the
-        page's slots, so that the last slot has a runner-up to set its price.
+    light_model : LightModel, optional
+        The selector's model (``None``: the user-blind :meth:`LightModel.ad_only`).
+    k : int or None
+        Candidates the selector passes to the heavy model per request; more than the
+        page's slots, so that the last slot has a runner-up to set its price. ``None``
+        skips the selector: the heavy model scores every eligible ad (the reference
+        the funnel is measured against).
     reserve : float
         Minimum eCPM to be shown, in dollars per thousand impressions (>= 0).
     model_version : int
@@ -87,17 +92,20 @@ class AdServer:
     """
 
     def __init__(self, view: PlatformView, model: ClickModel, history: History | None = None,
-                 exposures: ExposureCounter | None = None, k: int = 10, reserve: float = 0.0,
-                 model_version: int = 0) -> None:
+                 exposures: ExposureCounter | None = None, light_model: LightModel | None = None,
+                 k: int | None = 10, reserve: float = 0.0, model_version: int = 0) -> None:
         self.view = require_view(view)
-        self.k = check_int("k", k, view.n_slots + 1)
+        self.k = None if k is None else check_int("k", k, 1)
+        if self.k is not None and self.k <= view.n_slots:
+            raise ValueError(f"k must be greater than n_slots ({view.n_slots}): the auction "
+                             f"needs a runner-up to price the last slot; got k={k}")
         self.model = model
         self.reserve = check_range("reserve", reserve, 0.0, np.inf)
         self.model_version = check_int("model_version", model_version, 0)
         self.history = history if history is not None else History(view)
         self.exposures = exposures
         self.index = AdIndex(view)
-        self.selector = Selector(view, self.history)
+        self.selector = Selector(view, self.history, light_model)
         self._ad_campaign = view.ads["campaign_id"].to_numpy()
         self._max_cpc = view.campaigns["max_cpc"].to_numpy()
 
@@ -134,7 +142,11 @@ class AdServer:
                 takes_part = coin < throttle[campaign]
                 req, ad = req[takes_part], ad[takes_part]
         with timer.stage("select"):
-            req, ad = self.selector.select(req, ad, self.k)
+            if self.k is not None:
+                req, ad = self.selector.select(requests, req, ad, self.k)
+            else:   # group the pairs by request, as the selector would
+                order = np.argsort(req, kind="stable")
+                req, ad = req[order], ad[order]
         with timer.stage("predict"):
             users = requests.user[req]
             seen = 0 if self.exposures is None else self.exposures.counts(users, ad)
@@ -146,8 +158,9 @@ class AdServer:
             rows = len(requests)
             counts = np.bincount(req, minlength=rows)
             column = np.arange(len(req)) - np.repeat(np.cumsum(counts) - counts, counts)
-            bids = np.zeros((rows, self.k))
-            scores = np.zeros((rows, self.k))
+            width = int(counts.max(initial=0))
+            bids = np.zeros((rows, width))
+            scores = np.zeros((rows, width))
             campaign = self._ad_campaign[ad]
             bids[req, column] = self._max_cpc[campaign]
             scores[req, column] = pctr

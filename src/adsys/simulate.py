@@ -29,6 +29,7 @@ from adsys.history import ExposureCounter, History
 from adsys.observable import SECONDS_PER_DAY, Requests
 from adsys.pacing import Pacer, charge, traffic_forecast
 from adsys.prediction import ClickModel, LogisticClickModel, downsample_negatives
+from adsys.selection import LightModel
 from adsys.serving import AdServer, StageTimer
 from adsys.validation import check_int, check_range
 from adsys.world import World
@@ -206,9 +207,17 @@ def simulate_day(world: World, server: AdServer, day: int, rng: np.random.Genera
                      server.model, dict(timer.seconds))
 
 
+@dataclass(frozen=True)
+class Models:
+    """The two models of the funnel, retrained together every night."""
+
+    heavy: ClickModel
+    light: LightModel
+
+
 def bootstrap(world: World, rng: np.random.Generator, n_requests: int,
               make_model: ModelFactory = LogisticClickModel, browsing_days: int = 0
-              ) -> tuple[ClickModel, History, pd.DataFrame]:
+              ) -> tuple[Models, History, pd.DataFrame]:
     """Before launch no model exists: learn the first one from random-server traffic.
 
     The platform's history starts with ``browsing_days`` days of page views logged
@@ -225,10 +234,11 @@ def bootstrap(world: World, rng: np.random.Generator, n_requests: int,
     features = make_features(view, log["user_id"], log["ad_id"], log["publisher_id"],
                              log["hour"], log["position"], history, log["exposures"])
     model = make_model(downsampling_rate=1.0).fit(features, log["clicked"])
+    light = LightModel().fit(features, log["clicked"])
     history.add(log["user_id"], log["ad_id"], log["clicked"])
     views = log.drop_duplicates("request_id")
     history.add_views(views["user_id"], views["publisher_id"])
-    return model, history, log
+    return Models(model, light), history, log
 
 
 def simulate(world: World, days: int, seed: int,
@@ -248,15 +258,15 @@ def simulate(world: World, days: int, seed: int,
     if config.k <= view.n_slots:
         raise ValueError(f"k must be greater than n_slots ({view.n_slots}): the auction needs "
                          f"a runner-up to price the last slot; got k={config.k}")
-    model, history, log = bootstrap(world, rng, config.bootstrap_requests, make_model,
-                                    config.browsing_days)
+    models, history, log = bootstrap(world, rng, config.bootstrap_requests, make_model,
+                                     config.browsing_days)
     forecast = traffic_forecast(log["time"].drop_duplicates(), config.steps_per_day)
     exposures = ExposureCounter(view.n_ads)
     recent: list[DayResult] = []
     first_request, first_impression = 0, 0
     for day in range(days):
-        server = AdServer(view, model, history, exposures, k=config.k, reserve=config.reserve,
-                          model_version=day)
+        server = AdServer(view, models.heavy, history, exposures, models.light, k=config.k,
+                          reserve=config.reserve, model_version=day)
         result = simulate_day(world, server, day, rng, config, forecast, n_requests,
                               first_request, first_impression)
         first_request += result.n_requests
@@ -265,18 +275,19 @@ def simulate(world: World, days: int, seed: int,
         yield result
         if day + 1 < days:
             forecast = traffic_forecast(result.requests.time, config.steps_per_day)
-            model, history = retrain(recent, config, make_model, history, rng)
+            models, history = retrain(recent, config, make_model, history, rng, models)
 
 
 def retrain(recent: list[DayResult], config: SimulationConfig, make_model: ModelFactory,
-            history: History, rng: np.random.Generator) -> tuple[ClickModel, History]:
+            history: History, rng: np.random.Generator, models: Models) -> tuple[Models, History]:
     """The nightly job, run at the end of the last day of ``recent``.
 
-    Counts the impressions whose attribution window closed since last night into a
-    copy of ``history``, and fits a new model on the closed impressions of the last
-    ``config.training_days`` days (non-clicks kept at ``config.downsampling_rate``).
-    Only clicks received by midnight count; impressions still inside their window
-    wait a night.
+    Counts the impressions whose attribution window closed since last night (and the
+    day's page views) into a copy of ``history``, and fits new heavy and light models
+    on the closed impressions of the last ``config.training_days`` days (non-clicks
+    kept at ``config.downsampling_rate``). Only clicks received by midnight count;
+    impressions still inside their window wait a night. A window without both clicks
+    and non-clicks keeps yesterday's ``models``.
     """
     as_of = (recent[-1].day + 1) * SECONDS_PER_DAY
     window = config.attribution_window
@@ -289,8 +300,10 @@ def retrain(recent: list[DayResult], config: SimulationConfig, make_model: Model
     history.add_views(today.user, today.publisher)
     in_window = impressions["day"] > recent[-1].day - config.training_days
     features, clicked = training_data(impressions[in_window], clicks, window, as_of)
-    if clicked.nunique() < 2:   # too quiet to learn from: keep serving with the old model
-        return recent[-1].model, history
-    keep = downsample_negatives(clicked, config.downsampling_rate, rng)
-    model = make_model(downsampling_rate=config.downsampling_rate)
-    return model.fit(features[keep], clicked[keep]), history
+    if clicked.nunique() < 2:   # too quiet to learn from: keep serving with the old models
+        return models, history
+    w = config.downsampling_rate
+    keep = downsample_negatives(clicked, w, rng)
+    features, clicked = features[keep], clicked[keep]
+    heavy = make_model(downsampling_rate=w).fit(features, clicked)
+    return Models(heavy, LightModel(downsampling_rate=w).fit(features, clicked)), history

@@ -58,10 +58,10 @@ class WorldConfig:
     spike_multiplier: float = field(default=1.0, metadata=_spec(1, 100))
     # clicks
     examine: tuple[float, ...] = (1.0, 0.6, 0.4)
-    base_logit: float = field(default=-6.1, metadata=_spec(-15, 5))
+    base_logit: float = field(default=-6.0, metadata=_spec(-15, 5))
     interest_weight: float = field(default=3.0, metadata=_spec(0, 20))
     page_match_weight: float = field(default=0.3, metadata=_spec(-5, 5))
-    interest_page_weight: float = field(default=3.0, metadata=_spec(-10, 10))
+    interest_page_weight: float = field(default=2.0, metadata=_spec(-10, 10))
     mobile_effect: float = field(default=0.0, metadata=_spec(-5, 5))
     desktop_effect: float = field(default=-0.2, metadata=_spec(-5, 5))
     tablet_effect: float = field(default=0.1, metadata=_spec(-5, 5))
