@@ -181,10 +181,14 @@ class Selector:
         return req, ads
 
     def _light_ctr(self, requests: Requests, req: np.ndarray, ads: np.ndarray) -> np.ndarray:
-        topic = self._ad_topic[ads]
-        cell = requests.user[req] * len(self.view.topics) + topic
-        match = self._page_topic[requests.publisher[req]] == topic
-        z = self._ad_part[ads] + self._user_topic_part[cell] + self._match_weight * match
+        # Per request and topic: the user's part plus the page-match part, then one
+        # lookup per pair in that small table and one in the ad table.
+        n_topics = len(self.view.topics)
+        topics = np.arange(n_topics)
+        request_topic = (self._user_topic_part.reshape(-1, n_topics)[requests.user]
+                         + self._match_weight * (self._page_topic[requests.publisher][:, None]
+                                                 == topics))
+        z = self._ad_part[ads] + request_topic.ravel()[req * n_topics + self._ad_topic[ads]]
         return 1 / (1 + np.exp(-z))
 
 

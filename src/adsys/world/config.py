@@ -33,7 +33,7 @@ class WorldConfig:
     # advertisers
     n_advertisers: int = field(default=300, metadata=_spec(1, 100_000))
     max_campaigns_per_advertiser: int = field(default=3, metadata=_spec(1, 20))
-    max_ads_per_campaign: int = field(default=3, metadata=_spec(1, 20))
+    max_ads_per_campaign: int = field(default=2, metadata=_spec(1, 20))
     budget_median: float = field(default=50.0, metadata=_spec(0, 1e6, low_open=True))
     budget_sigma: float = field(default=0.8, metadata=_spec(0, 3))
     bid_median: float = field(default=0.6, metadata=_spec(0, 1e3, low_open=True))
