@@ -19,7 +19,9 @@ from adsys.validation import as_1d, check_range
 IMPRESSION_COLUMNS = (
     "impression_id", "request_id", "time", "day", "hour", "user_id", "publisher_id",
     "device", "ad_id", "campaign_id", "position", "bid", "pctr", "price", "model_version",
+    "explored", "propensity",
 )
+"""The columns of an impression log as served (the ``f_`` feature columns follow)."""
 CLICK_COLUMNS = ("impression_id", "click_time")
 FEATURE_PREFIX = "f_"
 
@@ -66,7 +68,7 @@ def join_clicks(impressions: pd.DataFrame, clicks: pd.DataFrame,
         raise ValueError("impressions has duplicate impression_id values")
     known = clicks["impression_id"].isin(impressions["impression_id"])
     first = clicks[known].groupby("impression_id")["click_time"].min()
-    labelled = impressions.copy()
+    labelled = impressions.copy(deep=False)    # copy-on-write: the input stays untouched
     click_time = labelled["impression_id"].map(first)
     delay = click_time - labelled["time"]
     if (delay < 0).any():

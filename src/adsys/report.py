@@ -54,6 +54,8 @@ def day_report(result: DayResult, window_seconds: float) -> dict[str, float | st
     notes = []
     if not len(imp):
         notes.append("no impressions were served: no model metric is defined")
+    elif result.model is None:
+        notes.append("several models served (an experiment): measure each arm's model")
     else:
         features = imp.filter(like=FEATURE_PREFIX).rename(
             columns=lambda c: c[len(FEATURE_PREFIX):])

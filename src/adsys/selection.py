@@ -91,7 +91,7 @@ class LightModel:
         slots = features["position"].cat.codes.to_numpy()
         one_hot = np.eye(slots.max() + 1)[slots][:, 1:]      # slot 1 is the reference
         x = np.column_stack([features[c].to_numpy(float) for c in LIGHT_FEATURES] + [one_hot])
-        regression = LogisticRegression(C=self.C, max_iter=1000).fit(x, y)
+        regression = LogisticRegression(C=self.C, solver="newton-cholesky").fit(x, y)
         self.intercept = float(regression.intercept_[0]) + float(np.log(self.downsampling_rate))
         self.weights = dict(zip(LIGHT_FEATURES, map(float, regression.coef_[0]), strict=False))
         return self

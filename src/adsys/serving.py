@@ -15,8 +15,9 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
-from adsys.auction import run_auctions
+from adsys.auction import BatchAuctionResult, run_auctions
 from adsys.events import FEATURE_PREFIX
+from adsys.experiment import assign_arm
 from adsys.features import SERVING_POSITION, feature_arrays, to_columns, to_frame
 from adsys.history import ExposureCounter, History
 from adsys.index import AdIndex
@@ -89,11 +90,22 @@ class AdServer:
         Minimum eCPM to be shown, in dollars per thousand impressions (>= 0).
     model_version : int
         Written into every impression so logs say which model served them.
+    exploration : float
+        Share of requests (in [0, 1)) whose slot-1 ad is drawn uniformly at random
+        among the auction's eligible candidates instead of the best one; that ad is
+        sold at the reserve price and the other slots go to the rest by GSP. Every
+        slot-1 impression logs its ``propensity``, the chance that this policy put
+        that ad there, which off-policy estimates need (:mod:`adsys.offpolicy`).
+    log_candidates : bool
+        Keep the candidates of the last served batch in :attr:`candidates` (one row
+        per candidate: request, ad, bid, pCTR, eCPM, slot-1 propensity and the ``f_``
+        features), so a new policy can be evaluated on what this one saw.
     """
 
     def __init__(self, view: PlatformView, model: ClickModel, history: History | None = None,
                  exposures: ExposureCounter | None = None, light_model: LightModel | None = None,
-                 k: int | None = 10, reserve: float = 0.0, model_version: int = 0) -> None:
+                 k: int | None = 10, reserve: float = 0.0, model_version: int = 0,
+                 exploration: float = 0.0, log_candidates: bool = False) -> None:
         self.view = require_view(view)
         self.k = None if k is None else check_int("k", k, 1)
         if self.k is not None and self.k <= view.n_slots:
@@ -102,6 +114,9 @@ class AdServer:
         self.model = model
         self.reserve = check_range("reserve", reserve, 0.0, np.inf)
         self.model_version = check_int("model_version", model_version, 0)
+        self.exploration = check_range("exploration", exploration, 0.0, 1.0, high_open=True)
+        self.log_candidates = bool(log_candidates)
+        self.candidates: pd.DataFrame | None = None
         self.history = history if history is not None else History(view)
         self.exposures = exposures
         self.index = AdIndex(view)
@@ -133,6 +148,8 @@ class AdServer:
         partial = (throttle > 0) & (throttle < 1)
         if partial.any() and rng is None:
             raise ValueError("rng is required when throttle has values strictly between 0 and 1")
+        if self.exploration > 0 and rng is None:
+            raise ValueError("rng is required when exploration is above 0")
         with timer.stage("retrieve"):
             req, ad = self.index.eligible(requests, day, has_budget=throttle > 0)
             if partial.any():
@@ -165,6 +182,9 @@ class AdServer:
             bids[req, column] = self._max_cpc[campaign]
             scores[req, column] = pctr
             result = run_auctions(bids, scores, self.view.n_slots, self.reserve)
+            explored, propensity = np.zeros(rows, bool), np.ones((rows, width))
+            if self.exploration > 0:
+                result, explored, propensity = self._explore(bids, scores, result, rng)
         with timer.stage("log"):
             won_req, slot = np.nonzero(result.slots >= 0)
             pair = (np.cumsum(counts) - counts)[won_req] + result.slots[won_req, slot]
@@ -185,9 +205,54 @@ class AdServer:
                 "pctr": pctr[pair],
                 "price": result.prices[won_req, slot],
                 "model_version": np.full(len(pair), self.model_version),
+                "explored": explored[won_req],
+                "propensity": np.where(slot == 0, propensity[won_req, result.slots[won_req, slot]],
+                                       np.nan),
                 **to_columns(self.view, served, prefix=FEATURE_PREFIX),
             }, copy=False)
+            if self.log_candidates:
+                self.candidates = pd.DataFrame({
+                    "request_id": requests.request_id[req], "ad_id": ad.astype(np.int64),
+                    "campaign_id": campaign, "bid": bids[req, column], "pctr": pctr,
+                    "ecpm": 1000 * bids[req, column] * pctr,
+                    "propensity": propensity[req, column],
+                    **to_columns(self.view, arrays, prefix=FEATURE_PREFIX)}, copy=False)
         return log
+
+    def _explore(self, bids: np.ndarray, pctr: np.ndarray, greedy: BatchAuctionResult,
+                 rng: np.random.Generator) -> tuple[BatchAuctionResult, np.ndarray, np.ndarray]:
+        """Epsilon-greedy slot 1: the auction result with exploration applied, which
+        requests explored, and each candidate's probability of being in slot 1."""
+        ecpm = 1000 * bids * pctr
+        ok = (ecpm > 0) & (ecpm >= self.reserve)
+        n_ok = ok.sum(axis=1)
+        rows, width = bids.shape
+        eps = self.exploration
+        best = greedy.slots[:, 0] if greedy.slots.shape[1] else np.full(rows, -1)
+        propensity = np.where(ok, eps / np.maximum(n_ok, 1)[:, None], 0.0)
+        has_best = best >= 0
+        propensity[np.flatnonzero(has_best), best[has_best]] += 1 - eps
+        explore = np.flatnonzero((rng.random(rows) < eps) & (n_ok > 0))
+        if not len(explore):
+            return greedy, np.zeros(rows, bool), propensity
+        # The k-th eligible candidate of each exploring request, k uniform.
+        pick = (rng.random(len(explore)) * n_ok[explore]).astype(np.int64)
+        chosen = np.argmax(np.cumsum(ok[explore], axis=1) > pick[:, None], axis=1)
+        slots, prices, values = greedy.slots.copy(), greedy.prices.copy(), greedy.ecpm.copy()
+        rest_bids = bids[explore].copy()
+        rest_bids[np.arange(len(explore)), chosen] = 0.0   # the others compete for slot 2+
+        if slots.shape[1] > 1:
+            rest = run_auctions(rest_bids, pctr[explore], slots.shape[1] - 1, self.reserve)
+            slots[explore, 1:], prices[explore, 1:] = rest.slots, rest.prices
+            values[explore, 1:] = rest.ecpm
+        chosen_pctr = pctr[explore, chosen]
+        slots[explore, 0] = chosen
+        prices[explore, 0] = np.minimum(self.reserve / (1000 * chosen_pctr),
+                                        bids[explore, chosen])
+        values[explore, 0] = ecpm[explore, chosen]
+        explored = np.zeros(rows, bool)
+        explored[explore] = True
+        return BatchAuctionResult(slots, prices, values), explored, propensity
 
     def serve_one(self, requests: Requests, day: int, throttle: np.ndarray | None = None,
                   rng: np.random.Generator | None = None) -> tuple[pd.DataFrame, dict]:
@@ -197,3 +262,45 @@ class AdServer:
         timer = StageTimer()
         log = self.serve(requests, day, throttle, rng, timer)
         return log, {stage: timer.seconds[stage] for stage in STAGES}
+
+
+class SplitServer:
+    """A user-randomized online experiment: each user is served by one of two servers.
+
+    Users go to ``treatment`` or ``control`` by :func:`adsys.experiment.assign_arm`
+    on their id with the experiment's ``salt``, so a user sees one arm for the whole
+    experiment. Both servers must share the platform's view and exposure counter
+    (budgets and pacing are shared too, as on a real platform). The log gains an
+    ``arm`` column ("control" or "treatment").
+    """
+
+    def __init__(self, control: AdServer, treatment: AdServer, salt: str,
+                 treatment_share: float = 0.5) -> None:
+        for name, server in (("control", control), ("treatment", treatment)):
+            if not isinstance(server, AdServer):
+                raise TypeError(f"{name} must be an AdServer; got {type(server).__name__}")
+        if treatment.view is not control.view or treatment.exposures is not control.exposures:
+            raise ValueError("control and treatment must share one view and one exposure "
+                             "counter")
+        self.control, self.treatment = control, treatment
+        self.salt = salt
+        self.treatment_share = check_range("treatment_share", treatment_share, 0, 1)
+        self.view, self.exposures = control.view, control.exposures
+        self.model = None   # two models: quality is measured per arm
+
+    def arm(self, user_ids: np.ndarray) -> np.ndarray:
+        """True where the user is in the treatment arm."""
+        return assign_arm(np.asarray(user_ids), self.salt, self.treatment_share)
+
+    def serve(self, requests: Requests, day: int, throttle: np.ndarray | None = None,
+              rng: np.random.Generator | None = None,
+              timer: StageTimer | None = None) -> pd.DataFrame:
+        """Serve each request with its user's arm; impressions in time order."""
+        treated = self.arm(requests.user) if len(requests) else np.zeros(0, bool)
+        logs = []
+        for name, server, mask in (("control", self.control, ~treated),
+                                   ("treatment", self.treatment, treated)):
+            log = server.serve(requests.take(mask), day, throttle, rng, timer)
+            logs.append(log.assign(arm=name))
+        log = pd.concat(logs, ignore_index=True)
+        return log.sort_values(["time", "position"], kind="stable", ignore_index=True)

@@ -23,14 +23,14 @@ import numpy as np
 import pandas as pd
 
 from adsys.baseline import prior_exposures, serve_random
-from adsys.events import closed_labels, training_data
+from adsys.events import FEATURE_PREFIX, closed_labels
 from adsys.features import make_features
 from adsys.history import ExposureCounter, History
 from adsys.observable import SECONDS_PER_DAY, Requests
 from adsys.pacing import Pacer, charge, traffic_forecast
 from adsys.prediction import ClickModel, LogisticClickModel, downsample_negatives
 from adsys.selection import LightModel
-from adsys.serving import AdServer, StageTimer
+from adsys.serving import AdServer, SplitServer, StageTimer
 from adsys.validation import check_int, check_range
 from adsys.world import World
 
@@ -149,7 +149,7 @@ class _Billing:
         return spend
 
 
-def simulate_day(world: World, server: AdServer, day: int, rng: np.random.Generator,
+def simulate_day(world: World, server: AdServer | SplitServer, day: int, rng: np.random.Generator,
                  config: SimulationConfig = SimulationConfig(),
                  traffic_curve: np.ndarray | None = None, n_requests: int | None = None,
                  first_request_id: int = 0, first_impression_id: int = 0) -> DayResult:
@@ -160,8 +160,9 @@ def simulate_day(world: World, server: AdServer, day: int, rng: np.random.Genera
     ``None`` plans a flat day. Request and impression ids start at the given values,
     so that ids stay unique over a run of several days.
     """
-    if not isinstance(server, AdServer):
-        raise TypeError(f"server must be an AdServer; got {type(server).__name__}")
+    if not isinstance(server, AdServer | SplitServer):
+        raise TypeError(f"server must be an AdServer or a SplitServer; got "
+                        f"{type(server).__name__}")
     view = server.view
     requests = world.requests(day, rng, n=n_requests,
                               first_id=check_int("first_request_id", first_request_id, 0))
@@ -290,20 +291,20 @@ def retrain(recent: list[DayResult], config: SimulationConfig, make_model: Model
     and non-clicks keeps yesterday's ``models``.
     """
     as_of = (recent[-1].day + 1) * SECONDS_PER_DAY
-    window = config.attribution_window
     impressions = pd.concat([r.impressions for r in recent], ignore_index=True)
     clicks = pd.concat([r.clicks for r in recent], ignore_index=True)
-    fresh = closed_labels(impressions, clicks, window, as_of,
-                          closed_after=as_of - SECONDS_PER_DAY)
+    closed = closed_labels(impressions, clicks, config.attribution_window, as_of)
+    fresh = closed[closed["time"] + config.attribution_window > as_of - SECONDS_PER_DAY]
     history = history.copy().add(fresh["user_id"], fresh["ad_id"], fresh["clicked"])
     today = recent[-1].requests
     history.add_views(today.user, today.publisher)
-    in_window = impressions["day"] > recent[-1].day - config.training_days
-    features, clicked = training_data(impressions[in_window], clicks, window, as_of)
-    if clicked.nunique() < 2:   # too quiet to learn from: keep serving with the old models
+    closed = closed[closed["day"] > recent[-1].day - config.training_days]
+    if closed["clicked"].nunique() < 2:   # too quiet to learn from: keep the old models
         return models, history
     w = config.downsampling_rate
-    keep = downsample_negatives(clicked, w, rng)
-    features, clicked = features[keep], clicked[keep]
-    heavy = make_model(downsampling_rate=w).fit(features, clicked)
-    return Models(heavy, LightModel(downsampling_rate=w).fit(features, clicked)), history
+    closed = closed[downsample_negatives(closed["clicked"], w, rng)]
+    features = closed.filter(like=FEATURE_PREFIX).rename(
+        columns=lambda c: c[len(FEATURE_PREFIX):])
+    heavy = make_model(downsampling_rate=w).fit(features, closed["clicked"])
+    light = LightModel(downsampling_rate=w).fit(features, closed["clicked"])
+    return Models(heavy, light), history
