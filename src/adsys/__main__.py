@@ -27,25 +27,29 @@ def _simulate(args: argparse.Namespace) -> None:
 
     from adsys.prediction import LightGBMClickModel, LogisticClickModel
     from adsys.report import ctr_figure, day_report, spend_figure
+    from adsys.serving import FeatureFault
     from adsys.simulate import SimulationConfig, simulate
+    from adsys.store import LogStore
     from adsys.world import World, WorldConfig
 
-    config = SimulationConfig(k=args.k, reserve=args.reserve, pacing=not args.no_pacing)
-    world = World(WorldConfig.load(args.world), seed=args.seed)
+    fault = (FeatureFault(args.fault_day, args.fault_device, args.fault_feature)
+             if args.fault_day is not None else None)
+    config = SimulationConfig(k=args.k, reserve=args.reserve, pacing=not args.no_pacing,
+                              exploration=args.exploration, fault=fault)
+    overrides = {} if args.shift_day is None else {"shift_day": args.shift_day}
+    world = World(WorldConfig.load(args.world, **overrides), seed=args.seed)
     make_model = {"logistic": LogisticClickModel, "lightgbm": LightGBMClickModel}[args.model]
     args.out.mkdir(parents=True, exist_ok=True)
+    store = LogStore(args.out / "store")
     summary = {"seed": args.seed, "days": args.days, "model": args.model,
-               "config": vars(config), "daily": []}
-    gzip = {"method": "gzip", "mtime": 0}  # no timestamp: the same seed gives the same bytes
+               "config": {k: (str(v) if k == "fault" else v) for k, v in vars(config).items()},
+               "daily": []}
     days = simulate(world, args.days, args.seed, config, make_model, n_requests=args.requests)
     last = None
     for result in tqdm(days, total=args.days, desc="simulated days", unit="day"):
         # Each day is written as it ends, so a failure keeps the days before it.
-        stem = f"day{result.day:03d}"
-        result.impressions.to_csv(args.out / f"impressions_{stem}.csv.gz", index=False,
-                                  compression=gzip)
-        result.clicks.to_csv(args.out / f"clicks_{stem}.csv.gz", index=False,
-                             compression=gzip)
+        store.write_day(result.day, impressions=result.impressions, clicks=result.clicks,
+                        requests=result.requests.to_frame())
         summary["daily"].append(day_report(result, config.attribution_window))
         (args.out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
         last = result
@@ -56,8 +60,8 @@ def _simulate(args: argparse.Namespace) -> None:
                f"model log loss {day['model_log_loss']:.4f} (oracle {day['oracle_log_loss']:.4f})")
     print(f"day {day['day']}: {day['impressions']:,} impressions, CTR {day['ctr']:.2%}, "
           f"revenue ${day['revenue']:,.0f}, {quality}")
-    print(f"wrote impressions_dayNNN.csv.gz, clicks_dayNNN.csv.gz, report.json, spend.png, "
-          f"ctr.png to {args.out}")
+    print(f"wrote the log store (store/: Parquet by day), report.json, spend.png and ctr.png "
+          f"to {args.out}")
 
 
 def _at_least(low: float, kind: type = int):
@@ -103,6 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--model", choices=("logistic", "lightgbm"), default="logistic",
                      help="the click model retrained every night (default logistic)")
     sim.add_argument("--no-pacing", action="store_true", help="bid until budgets run out")
+    sim.add_argument("--exploration", type=_at_least(0.0, float), default=0.0,
+                     help="share of requests whose slot-1 ad is random, with logged "
+                          "propensities (default 0)")
+    sim.add_argument("--shift-day", type=_at_least(0), default=None,
+                     help="day of a sudden shift in topic appeal (the world's scenario)")
+    sim.add_argument("--fault-day", type=_at_least(0), default=None,
+                     help="day a serving bug starts (with --fault-device, --fault-feature)")
+    sim.add_argument("--fault-device", choices=("mobile", "desktop", "tablet"),
+                     default="tablet", help="device the bug hits (default tablet)")
+    sim.add_argument("--fault-feature", default="user_topic_view_share",
+                     help="numeric feature the bug sets to 0 (default user_topic_view_share)")
     sim.add_argument("--world", type=Path, default=DEFAULT_WORLD,
                      help="world config TOML (default: data/world.toml)")
     sim.set_defaults(run=_simulate)

@@ -8,7 +8,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from adsys import metrics, plots
-from adsys.events import FEATURE_PREFIX, join_clicks
+from adsys.events import join_clicks
 from adsys.simulate import DayResult
 
 
@@ -27,7 +27,8 @@ def day_report(result: DayResult, window_seconds: float) -> dict[str, float | st
     """Online metrics, budget delivery and model quality of one simulated day.
 
     Model quality is measured on the day's own impressions: the model's
-    prediction at the slot each ad was shown in, against the attribution-window
+    prediction at the slot each ad was shown in (``pctr_shown``, as logged at
+    serving; in an experiment, each arm's model), against the attribution-window
     label (a click arriving later counts as a non-click, as it does in training),
     next to the oracle (the world's true probability). Campaign counts cover every
     campaign that showed an ad, limited by its budget or not. A metric that the day
@@ -54,12 +55,8 @@ def day_report(result: DayResult, window_seconds: float) -> dict[str, float | st
     notes = []
     if not len(imp):
         notes.append("no impressions were served: no model metric is defined")
-    elif result.model is None:
-        notes.append("several models served (an experiment): measure each arm's model")
     else:
-        features = imp.filter(like=FEATURE_PREFIX).rename(
-            columns=lambda c: c[len(FEATURE_PREFIX):])
-        predicted = result.model.predict(features)
+        predicted = imp["pctr_shown"].to_numpy()
         quality["model_log_loss"] = metrics.log_loss(label, predicted)
         quality["oracle_log_loss"] = metrics.log_loss(label, imp["true_p"].to_numpy())
         if 0 < label.sum() < len(label):

@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -18,13 +19,19 @@ import pandas as pd
 from adsys.auction import BatchAuctionResult, run_auctions
 from adsys.events import FEATURE_PREFIX
 from adsys.experiment import assign_arm
-from adsys.features import SERVING_POSITION, feature_arrays, to_columns, to_frame
+from adsys.features import (
+    NUMERIC_COLUMNS,
+    SERVING_POSITION,
+    feature_arrays,
+    to_columns,
+    to_frame,
+)
 from adsys.history import ExposureCounter, History
 from adsys.index import AdIndex
-from adsys.observable import PlatformView, Requests, require_view
+from adsys.observable import DEVICES, PlatformView, Requests, require_view
 from adsys.prediction import ClickModel
 from adsys.selection import LightModel, Selector
-from adsys.validation import as_1d, check_int, check_probabilities, check_range
+from adsys.validation import as_1d, check_int, check_number, check_probabilities, check_range
 
 STAGES = ("retrieve", "select", "predict", "auction", "log")
 
@@ -61,6 +68,28 @@ class StageTimer:
             yield
         finally:
             self.seconds[name] += time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class FeatureFault:
+    """A serving bug, for the monitoring chapter: from ``day`` on, every request from
+    ``device`` gets the numeric feature ``feature`` set to ``value`` (for example a
+    client release that stops sending what the feature needs). The bad value reaches
+    the model and the logged features alike, as a real bug would."""
+
+    day: int
+    device: str
+    feature: str
+    value: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_int("day", self.day, 0)
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {list(DEVICES)}; got {self.device!r}")
+        if self.feature not in NUMERIC_COLUMNS:
+            raise ValueError(f"feature must be a numeric feature {list(NUMERIC_COLUMNS)}; "
+                             f"got {self.feature!r}")
+        check_number("value", self.value)
 
 
 class AdServer:
@@ -100,12 +129,15 @@ class AdServer:
         Keep the candidates of the last served batch in :attr:`candidates` (one row
         per candidate: request, ad, bid, pCTR, eCPM, slot-1 propensity and the ``f_``
         features), so a new policy can be evaluated on what this one saw.
+    fault : FeatureFault, optional
+        A bug to inject (Step 7's segment failure); ``None`` for a healthy server.
     """
 
     def __init__(self, view: PlatformView, model: ClickModel, history: History | None = None,
                  exposures: ExposureCounter | None = None, light_model: LightModel | None = None,
                  k: int | None = 10, reserve: float = 0.0, model_version: int = 0,
-                 exploration: float = 0.0, log_candidates: bool = False) -> None:
+                 exploration: float = 0.0, log_candidates: bool = False,
+                 fault: FeatureFault | None = None) -> None:
         self.view = require_view(view)
         self.k = None if k is None else check_int("k", k, 1)
         if self.k is not None and self.k <= view.n_slots:
@@ -117,6 +149,9 @@ class AdServer:
         self.exploration = check_range("exploration", exploration, 0.0, 1.0, high_open=True)
         self.log_candidates = bool(log_candidates)
         self.candidates: pd.DataFrame | None = None
+        if fault is not None and not isinstance(fault, FeatureFault):
+            raise TypeError(f"fault must be a FeatureFault; got {type(fault).__name__}")
+        self.fault = fault
         self.history = history if history is not None else History(view)
         self.exposures = exposures
         self.index = AdIndex(view)
@@ -134,8 +169,10 @@ class AdServer:
         always keeps it, and values in between need ``rng`` (one draw per call salts
         the coin of each (request, campaign), see :func:`uniform_hash`). The log has
         one row per impression: request context, ad, slot, bid, pCTR, GSP price per
-        click, model version and the features the model saw (``f_`` columns, with
-        ``f_position`` set to the slot shown).
+        click, the model's pCTR at the slot shown (``pctr_shown``, what monitoring
+        checks against clicks), model version, exploration flag and slot-1 propensity,
+        and the features the model saw (``f_`` columns, with ``f_position`` set to
+        the slot shown).
         A batch with no requests, or no eligible ads, gives an empty log.
         """
         timer = timer or StageTimer()
@@ -169,6 +206,10 @@ class AdServer:
             seen = 0 if self.exposures is None else self.exposures.counts(users, ad)
             arrays = feature_arrays(self.view, users, ad, requests.publisher[req],
                                     requests.hour[req], SERVING_POSITION, self.history, seen)
+            if self.fault is not None and day >= self.fault.day:
+                broken = requests.device[req] == DEVICES.index(self.fault.device)
+                arrays[self.fault.feature] = np.where(broken, self.fault.value,
+                                                      arrays[self.fault.feature])
             pctr = (np.asarray(self.model.predict(to_frame(self.view, arrays)), dtype=float)
                     if len(ad) else np.zeros(0))
         with timer.stage("auction"):
@@ -190,6 +231,9 @@ class AdServer:
             pair = (np.cumsum(counts) - counts)[won_req] + result.slots[won_req, slot]
             served = {name: values[pair] for name, values in arrays.items()}
             served["position"] = slot   # the features as they would be for the slot shown
+            shown = to_columns(self.view, served)
+            pctr_shown = (np.asarray(self.model.predict(pd.DataFrame(shown, copy=False)), float)
+                          if len(pair) else np.zeros(0))
             log = pd.DataFrame({
                 "request_id": requests.request_id[won_req],
                 "time": requests.time[won_req],
@@ -203,12 +247,13 @@ class AdServer:
                 "position": slot + 1,
                 "bid": bids[won_req, result.slots[won_req, slot]],
                 "pctr": pctr[pair],
+                "pctr_shown": pctr_shown,
                 "price": result.prices[won_req, slot],
                 "model_version": np.full(len(pair), self.model_version),
                 "explored": explored[won_req],
                 "propensity": np.where(slot == 0, propensity[won_req, result.slots[won_req, slot]],
                                        np.nan),
-                **to_columns(self.view, served, prefix=FEATURE_PREFIX),
+                **{FEATURE_PREFIX + name: values for name, values in shown.items()},
             }, copy=False)
             if self.log_candidates:
                 self.candidates = pd.DataFrame({

@@ -30,7 +30,7 @@ from adsys.observable import SECONDS_PER_DAY, Requests
 from adsys.pacing import Pacer, charge, traffic_forecast
 from adsys.prediction import ClickModel, LogisticClickModel, downsample_negatives
 from adsys.selection import LightModel
-from adsys.serving import AdServer, SplitServer, StageTimer
+from adsys.serving import AdServer, FeatureFault, SplitServer, StageTimer
 from adsys.validation import check_int, check_range
 from adsys.world import World
 
@@ -51,6 +51,8 @@ class SimulationConfig:
     browsing_days: int = 14                 # days of page views logged before ads launch
     training_days: int = 3                  # nightly retraining window, in days
     downsampling_rate: float = 0.2          # share of non-clicks kept for training
+    exploration: float = 0.0                # share of requests with a random slot-1 ad
+    fault: FeatureFault | None = None       # a serving bug to inject (Step 7)
 
     def __post_init__(self) -> None:
         steps = check_int("steps_per_day", self.steps_per_day, 24)
@@ -66,6 +68,9 @@ class SimulationConfig:
         check_int("browsing_days", self.browsing_days, 0)
         check_int("training_days", self.training_days, 1)
         check_range("downsampling_rate", self.downsampling_rate, 0, 1, low_open=True)
+        check_range("exploration", self.exploration, 0, 1, high_open=True)
+        if self.fault is not None and not isinstance(self.fault, FeatureFault):
+            raise TypeError(f"fault must be a FeatureFault; got {type(self.fault).__name__}")
 
 
 @dataclass
@@ -217,19 +222,20 @@ class Models:
 
 
 def bootstrap(world: World, rng: np.random.Generator, n_requests: int,
-              make_model: ModelFactory = LogisticClickModel, browsing_days: int = 0
-              ) -> tuple[Models, History, pd.DataFrame]:
+              make_model: ModelFactory = LogisticClickModel, browsing_days: int = 0,
+              requests_per_day: int | None = None) -> tuple[Models, History, pd.DataFrame]:
     """Before launch no model exists: learn the first one from random-server traffic.
 
     The platform's history starts with ``browsing_days`` days of page views logged
-    before ads launched (the publishers' readers were there first) and the
+    before ads launched (the publishers' readers were there first; ``requests_per_day``
+    each, by default the world's) and the
     bootstrap log's impressions and clicks. Returns the model, that history, and
     the bootstrap log (its request times give the first traffic forecast).
     """
     view = world.view
     history = History(view)
     for _ in range(check_int("browsing_days", browsing_days, 0)):
-        before = world.requests(0, rng)
+        before = world.requests(0, rng, n=requests_per_day)
         history.add_views(before.user, before.publisher)
     log = serve_random(world, day=0, n_requests=n_requests, rng=rng, with_truth=False)
     features = make_features(view, log["user_id"], log["ad_id"], log["publisher_id"],
@@ -260,14 +266,15 @@ def simulate(world: World, days: int, seed: int,
         raise ValueError(f"k must be greater than n_slots ({view.n_slots}): the auction needs "
                          f"a runner-up to price the last slot; got k={config.k}")
     models, history, log = bootstrap(world, rng, config.bootstrap_requests, make_model,
-                                     config.browsing_days)
+                                     config.browsing_days, n_requests)
     forecast = traffic_forecast(log["time"].drop_duplicates(), config.steps_per_day)
     exposures = ExposureCounter(view.n_ads)
     recent: list[DayResult] = []
     first_request, first_impression = 0, 0
     for day in range(days):
         server = AdServer(view, models.heavy, history, exposures, models.light, k=config.k,
-                          reserve=config.reserve, model_version=day)
+                          reserve=config.reserve, model_version=day,
+                          exploration=config.exploration, fault=config.fault)
         result = simulate_day(world, server, day, rng, config, forecast, n_requests,
                               first_request, first_impression)
         first_request += result.n_requests
