@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adsys.events import join_clicks, training_data
+from adsys.events import closed_labels, join_clicks, training_data
 
 
 def impressions_and_clicks(seed: int, n: int = 200, dup_rate: float = 0.3):
@@ -69,14 +69,63 @@ def test_training_data_waits_for_the_window_to_close():
     assert labels.tolist() == [1, 0]  # impression 3's window is still open: left out
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"window_seconds": 0}, "window_seconds"),
-    ({"window_seconds": -5}, "window_seconds"),
+def test_closed_labels_count_each_impression_once_on_the_night_its_window_closes():
+    # Window 600 s. Impression 2 (t = 500) closes at 1100, after the first night (1000):
+    # it is left out then, not labelled a non-click, and counted the next night with
+    # the click that arrived at 1050.
+    imps = pd.DataFrame({"impression_id": [1, 2, 3], "time": [0.0, 500.0, 1500.0]})
+    clicks = pd.DataFrame({"impression_id": [1, 2], "click_time": [30.0, 1050.0]})
+    first = closed_labels(imps, clicks, 600, as_of=1000.0)
+    assert first["impression_id"].tolist() == [1] and first["clicked"].tolist() == [1]
+    second = closed_labels(imps, clicks, 600, as_of=2000.0, closed_after=1000.0)
+    assert second["impression_id"].tolist() == [2] and second["clicked"].tolist() == [1]
+    third = closed_labels(imps, clicks, 600, as_of=3000.0, closed_after=2000.0)
+    assert third["impression_id"].tolist() == [3] and third["clicked"].tolist() == [0]
+    # Only clicks received by as_of are known: at 1100 the click of 1050 counts.
+    assert closed_labels(imps, clicks, 600, as_of=1100.0)["clicked"].tolist() == [1, 1]
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), window=st.floats(10, 3000), nights=st.integers(1, 6))
+def test_nightly_closed_labels_partition_the_impressions(seed, window, nights):
+    """Night after night, every impression is labelled exactly once, with its final label."""
+    imps, clicks = impressions_and_clicks(seed)
+    edges = np.linspace(0, 10_000 + window, nights + 1)[1:]
+    labelled = [closed_labels(imps, clicks, window, as_of=edge,
+                              closed_after=None if i == 0 else edges[i - 1])
+                for i, edge in enumerate(edges)]
+    together = pd.concat(labelled).sort_values("impression_id", ignore_index=True)
+    assert together["impression_id"].tolist() == imps["impression_id"].tolist()
+    final, _ = join_clicks(imps, clicks, window)
+    assert together["clicked"].tolist() == final["clicked"].tolist()
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"window_seconds": 0}, ValueError, "window_seconds"),
+    ({"window_seconds": -5}, ValueError, "window_seconds"),
+    ({"window_seconds": np.nan}, ValueError, "window_seconds"),
+    ({"window_seconds": np.inf}, ValueError, "window_seconds"),
+    ({"window_seconds": [600]}, TypeError, "window_seconds"),
+    ({"window_seconds": "600"}, TypeError, "window_seconds"),
+    ({"window_seconds": None}, TypeError, "window_seconds"),
 ])
-def test_bad_window(kwargs, message):
+def test_bad_window(kwargs, error, message):
     imps, clicks = impressions_and_clicks(0)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         join_clicks(imps, clicks, **kwargs)
+
+
+@pytest.mark.parametrize("table, column", [
+    ("impressions", "time"), ("clicks", "click_time"), ("impressions", "impression_id"),
+    ("clicks", "impression_id"),
+])
+def test_nan_times_or_ids_are_rejected_naming_the_column(table, column):
+    imps, clicks = impressions_and_clicks(0)
+    frames = {"impressions": imps.copy(), "clicks": clicks.copy()}
+    frames[table][column] = frames[table][column].astype(float)
+    frames[table].loc[3, column] = np.nan
+    with pytest.raises(ValueError, match=rf"{table}\.{column}"):
+        join_clicks(frames["impressions"], frames["clicks"], 600)
 
 
 def test_bad_tables():
@@ -90,3 +139,9 @@ def test_bad_tables():
         join_clicks(imps, early, 60)
     with pytest.raises(ValueError, match="no logged feature columns"):
         training_data(imps.drop(columns="f_hour"), clicks, 60, as_of=1e6)
+    with pytest.raises(TypeError, match="impressions"):
+        join_clicks(imps.to_dict(), clicks, 60)
+    with pytest.raises(ValueError, match="as_of"):
+        closed_labels(imps, clicks, 60, as_of=-1.0)
+    with pytest.raises(ValueError, match="closed_after"):
+        closed_labels(imps, clicks, 60, as_of=100.0, closed_after=200.0)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adsys.pacing import Pacer, charge
+from adsys.pacing import Pacer, charge, traffic_forecast
 
 STEPS_PER_HOUR = 12  # 5-minute steps
 SEEDS = (0, 1, 2)
@@ -168,13 +168,13 @@ def test_controller_raises_the_rate_when_behind_and_lowers_it_when_ahead():
 
 
 def test_rate_is_capped_so_the_worst_step_fits_the_budget_left():
-    pacer = Pacer([10.0], [0.25] * 4, safety_steps=1.0, initial_rate=0.1)
+    pacer = Pacer([10.0], [0.25] * 4, safety_factor=1.0, initial_rate=0.1)
     pacer.record(0, [3.0])  # 3 dollars at rate 0.1 and traffic 0.25: 120 per unit
     assert pacer.rates()[0] == pytest.approx(min(pacer._rates[0], 7.0 / (120 * 0.25)))
     pacer.record(1, [5.0])  # 2 left
     per_unit = 8.0 / (pacer.rates_by_step[:2, 0] * 0.25).sum()
     assert pacer.rates()[0] == pytest.approx(min(pacer._rates[0], 2.0 / (per_unit * 0.25)))
-    stopped = Pacer([10.0], [0.25] * 4, safety_steps=1.0, min_rate=0.05, initial_rate=0.1)
+    stopped = Pacer([10.0], [0.25] * 4, safety_factor=1.0, min_rate=0.05, initial_rate=0.1)
     stopped.record(0, [9.5])  # 0.5 left / 95 per unit of rate is below min_rate
     assert stopped.rates()[0] == 0.0
     stopped.record(1, [0.0])  # a step without spend does not resume it
@@ -193,9 +193,8 @@ def test_rate_is_capped_so_the_worst_step_fits_the_budget_left():
         ({"gain": -1.0}, "gain"),
         ({"min_rate": 0.0}, "min_rate"),
         ({"initial_rate": 1.5}, "initial_rate"),
-        ({"safety_steps": -1.0}, "safety_steps"),
+        ({"safety_factor": -1.0}, "safety_factor"),
         ({"catch_up_steps": 0}, "catch_up_steps"),
-        ({"catch_up_steps": 1.5}, "catch_up_steps"),
     ],
 )
 def test_pacer_rejects_bad_parameters(kwargs, name):
@@ -205,13 +204,92 @@ def test_pacer_rejects_bad_parameters(kwargs, name):
 
 
 @pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"catch_up_steps": 1.5}, "catch_up_steps"),
+        ({"catch_up_steps": 2.0}, "catch_up_steps"),
+        ({"gain": None}, "gain"),
+        ({"safety_factor": "2"}, "safety_factor"),
+        ({"budgets": "10"}, "budgets"),
+    ],
+)
+def test_pacer_rejects_parameters_of_the_wrong_type(kwargs, name):
+    args = {"budgets": [10.0], "traffic_curve": [0.5, 0.5]} | kwargs
+    with pytest.raises(TypeError, match=name):
+        Pacer(**args)
+
+
+@pytest.mark.parametrize(
     ("step", "spend", "name"),
-    [(1, [1.0, 1.0], "step"), (0, [1.0, -1.0], "spend"), (0, [1.0], "spend")],
+    [(1, [1.0, 1.0], "step"), (-1, [1.0, 1.0], "step"), (0, [1.0, -1.0], "spend"),
+     (0, [1.0], "spend"), (0, [1.0, np.nan], "spend")],
 )
 def test_record_rejects_bad_input(step, spend, name):
     pacer = Pacer([10.0, 10.0], [0.5, 0.5])
     with pytest.raises(ValueError, match=name):
         pacer.record(step, spend)
+
+
+@pytest.mark.parametrize("step", [0.0, 1.5, np.float64(0), "0", None, True])
+def test_record_rejects_a_step_that_is_not_an_integer(step):
+    pacer = Pacer([10.0, 10.0], [0.5, 0.5])
+    with pytest.raises(TypeError, match="step"):
+        pacer.record(step, [1.0, 1.0])
+    assert pacer.step == 0                          # nothing was recorded
+
+
+def test_record_rejects_a_step_past_the_last():
+    pacer = Pacer([10.0], [0.5, 0.5])
+    pacer.record(0, [1.0])
+    pacer.record(np.int64(1), [1.0])                # NumPy integers are fine
+    with pytest.raises(ValueError, match="step must be below 2"):
+        pacer.record(2, [1.0])
+    assert pacer.rates().tolist() == [0.0]          # the day is over
+
+
+@st.composite
+def deterministic_markets(draw):
+    """Budgets, cost per unit of rate and traffic: the spend of a step is known exactly."""
+    n_campaigns = draw(st.integers(1, 4))
+    n_steps = draw(st.integers(2, 30))
+    budgets = draw(st.lists(st.floats(0.5, 100), min_size=n_campaigns, max_size=n_campaigns))
+    # Dollars a campaign would spend over the whole day at rate 1: up to 50x its budget.
+    demand = draw(st.lists(st.floats(0.1, 50), min_size=n_campaigns, max_size=n_campaigns))
+    per_campaign = draw(st.booleans())
+    shape = (n_steps, n_campaigns) if per_campaign else (n_steps,)
+    weights = np.array(draw(st.lists(st.floats(0.05, 1), min_size=int(np.prod(shape)),
+                                     max_size=int(np.prod(shape))))).reshape(shape)
+    traffic = weights / weights.sum(axis=0)
+    return (np.array(budgets), np.array(budgets) * np.array(demand), traffic,
+            draw(st.floats(1, 4)), draw(st.floats(0, 3)), draw(st.floats(0.01, 1)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(deterministic_markets())
+def test_cap_keeps_the_next_step_within_the_budget_left(market):
+    """With spend = cost per unit x rate x traffic share, no capped step spends more than
+    the budget left before it (DESIGN 7: never above budget)."""
+    budgets, cost_per_unit, traffic, safety_factor, gain, initial_rate = market
+    pacer = Pacer(budgets, traffic, safety_factor=safety_factor, gain=gain,
+                  min_rate=min(0.01, initial_rate), initial_rate=initial_rate)
+    for step in range(pacer.n_steps):
+        remaining = pacer.remaining
+        spend = cost_per_unit * pacer.rates() * traffic[step]
+        if step > 0:   # from the second step on the pacer knows the cost of a unit of rate
+            assert np.all(spend <= remaining / safety_factor * (1 + 1e-9) + 1e-12)
+        pacer.record(step, spend)
+    first = cost_per_unit * initial_rate * traffic[0]
+    assert np.all(pacer.spent <= np.maximum(budgets, first) * (1 + 1e-9))
+
+
+def test_traffic_forecast_follows_the_request_log():
+    times = np.r_[np.full(98, 3600 * 20 + 5.0), np.full(2, 86_400 + 3600 * 3.0)]
+    forecast = traffic_forecast(times, 48)
+    assert forecast.shape == (48,) and forecast.sum() == pytest.approx(1)
+    # 98 requests at 20:00 plus one pseudo-request per hour, split over two steps.
+    assert forecast[40] == pytest.approx(99 / 124 / 2)
+    assert forecast[6] == pytest.approx(3 / 124 / 2)
+    assert traffic_forecast([], 24) == pytest.approx(np.full(24, 1 / 24))
 
 
 # --- charge ---
