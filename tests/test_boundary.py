@@ -113,9 +113,6 @@ def test_platform_entry_points_refuse_a_world(world, call):
         call(world)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: features.dtypes and features.to_frame do not check their view: handed a World "
-    "they raise AttributeError ('World' object has no attribute 'n_campaigns')"))
 @pytest.mark.parametrize("call", [lambda w: dtypes(w), lambda w: to_frame(w, {})],
                          ids=["dtypes", "to_frame"])
 def test_feature_helpers_refuse_a_world(world, call):

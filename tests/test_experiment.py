@@ -289,3 +289,21 @@ def test_sample_size_rejects_bad_design(kwargs, message):
 def test_power_rejects_bad_sample_sizes(n):
     with pytest.raises(ValueError, match=r"^n_per_arm must be"):
         experiment.power(0.1, 0.1, n)
+
+
+def test_design_effect_is_one_for_independent_impressions_and_grows_with_clustering():
+    rng = np.random.default_rng(0)
+    shown = rng.integers(1, 30, size=20_000)
+    independent = rng.binomial(shown, 0.05)
+    assert experiment.design_effect(independent, shown) == pytest.approx(1.0, abs=0.05)
+    clustered = rng.binomial(shown, rng.beta(0.5, 9.5, size=len(shown)))   # same mean CTR
+    assert experiment.design_effect(clustered, shown) > 1.5
+
+
+def test_design_effect_names_its_bad_input():
+    with pytest.raises(ValueError, match="numerator"):
+        experiment.design_effect([1], [2])
+    with pytest.raises(ValueError, match="denominator"):
+        experiment.design_effect([1, 1], [0, 0])
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        experiment.design_effect([0, 0], [3, 4])

@@ -123,9 +123,6 @@ def test_mean_ndcg_matches_sklearn_on_shuffled_queries(k):
     assert got == pytest.approx(skm.ndcg_score(2**rel - 1, scores, k=k), abs=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: mean_ndcg_at_k and recall_at_k read groups with as_1d(dtype=None) to accept any "
-    "query ids, but as_1d now rejects non-numeric dtypes: string ids raise TypeError"))
 @pytest.mark.parametrize("metric", ["mean_ndcg_at_k", "recall_at_k"])
 def test_grouped_metrics_accept_string_query_ids(metric):
     args = {"mean_ndcg_at_k": ([1, 0, 0, 1], [0.9, 0.1, 0.8, 0.2]),

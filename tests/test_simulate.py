@@ -9,6 +9,7 @@ import pytest
 from adsys.events import join_clicks
 from adsys.history import ExposureCounter, History
 from adsys.index import AdIndex
+from adsys.pacing import traffic_forecast
 from adsys.prediction import LogisticClickModel
 from adsys.report import day_report
 from adsys.serving import STAGES, AdServer, uniform_hash
@@ -42,13 +43,16 @@ def server(world, boot) -> AdServer:
 @pytest.fixture(scope="module")
 def days(world, boot):
     """The same day of traffic, paced and unpaced."""
-    models, history, _ = boot
+    models, history, log = boot
+    config = SimulationConfig()
+    # The platform plans the day on its own request log (here the bootstrap's).
+    forecast = traffic_forecast(log["time"].drop_duplicates(), config.steps_per_day)
 
     def play(pacing: bool):
         server = AdServer(world.view, models.heavy, history, ExposureCounter(world.view.n_ads),
                           light_model=models.light, k=10, reserve=RESERVE)
         return simulate_day(world, server, 0, np.random.default_rng(1),
-                            SimulationConfig(pacing=pacing))
+                            SimulationConfig(pacing=pacing), forecast)
 
     return {pacing: play(pacing) for pacing in (True, False)}
 
@@ -69,6 +73,8 @@ def test_served_impressions_respect_targeting_slots_and_prices(world, server):
     log = server.serve(requests, day=0)
     assert AdIndex(world.view).matches(log["user_id"], log["ad_id"]).all()
     assert not log.duplicated(["request_id", "ad_id"]).any()
+    # One ad per campaign per auction: a campaign never sets its own price.
+    assert not log.duplicated(["request_id", "campaign_id"]).any()
     slots = log.groupby("request_id")["position"]
     assert (slots.max() == slots.count()).all()        # slots filled from the top
     assert (log["price"] <= log["bid"] + 1e-12).all()

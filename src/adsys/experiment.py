@@ -24,6 +24,7 @@ __all__ = [
     "RatioDeltaResult",
     "TwoProportionResult",
     "assign_arm",
+    "design_effect",
     "power",
     "ratio_delta_interval",
     "sample_size_per_arm",
@@ -204,16 +205,18 @@ class RatioDeltaResult:
 
 
 def _ratio_and_variance(
-    name: str, numerator: ArrayLike, denominator: ArrayLike
+    suffix: str, numerator: ArrayLike, denominator: ArrayLike
 ) -> tuple[float, float]:
-    """Ratio of means of one arm and its delta-method variance."""
-    num = as_1d(f"numerator_{name}", numerator)
-    den = as_1d(f"denominator_{name}", denominator)
-    check_same_length(**{f"numerator_{name}": num, f"denominator_{name}": den})
+    """Ratio of means of one arm and its delta-method variance (parameters are named
+    ``numerator<suffix>`` and ``denominator<suffix>`` in errors)."""
+    num_name, den_name = f"numerator{suffix}", f"denominator{suffix}"
+    num = as_1d(num_name, numerator)
+    den = as_1d(den_name, denominator)
+    check_same_length(**{num_name: num, den_name: den})
     if num.size < 2:
-        raise ValueError(f"numerator_{name} must have at least 2 users; got {num.size}")
-    if check_nonnegative(f"denominator_{name}", den).sum() == 0:
-        raise ValueError(f"denominator_{name} must have a positive sum")
+        raise ValueError(f"{num_name} must have at least 2 users; got {num.size}")
+    if check_nonnegative(den_name, den).sum() == 0:
+        raise ValueError(f"{den_name} must have a positive sum")
     n = num.size
     mean_num, mean_den = num.mean(), den.mean()
     cov = np.cov(num, den)  # ddof=1: [[var_num, cov], [cov, var_den]]
@@ -249,8 +252,8 @@ def ratio_delta_interval(
     alpha : float
         One minus the confidence level, in (0, 1).
     """
-    ratio_a, var_a = _ratio_and_variance("a", numerator_a, denominator_a)
-    ratio_b, var_b = _ratio_and_variance("b", numerator_b, denominator_b)
+    ratio_a, var_a = _ratio_and_variance("_a", numerator_a, denominator_a)
+    ratio_b, var_b = _ratio_and_variance("_b", numerator_b, denominator_b)
     check_range("alpha", alpha, 0.0, 1.0, low_open=True, high_open=True)
     difference = ratio_b - ratio_a
     std_error = math.sqrt(var_a + var_b)
@@ -286,6 +289,28 @@ def _design_sds(p1: float, p2: float) -> tuple[float, float]:
     """Per-user standard deviations of the difference under the null and the alternative."""
     p_bar = (p1 + p2) / 2
     return math.sqrt(2 * p_bar * (1 - p_bar)), math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))
+
+
+def design_effect(numerator: ArrayLike, denominator: ArrayLike) -> float:
+    """How much clustering by user inflates the variance of a ratio metric such as CTR.
+
+    The delta-method variance of ``sum(numerator) / sum(denominator)`` over users
+    divided by the binomial variance that treats every unit of the denominator (every
+    impression) as an independent trial. Multiply :func:`sample_size_per_arm` (which
+    counts independent impressions) by it to size a user-randomized test.
+
+    Parameters
+    ----------
+    numerator, denominator : arrays, one value per user
+        E.g. each user's clicks and impressions; at least 2 users, a positive total
+        denominator, and a ratio strictly between 0 and 1.
+    """
+    ratio, variance = _ratio_and_variance("", numerator, denominator)
+    if not 0 < ratio < 1:
+        raise ValueError(f"numerator / denominator must be strictly between 0 and 1; "
+                         f"got {ratio:g}")
+    total = float(np.sum(as_1d("denominator", denominator)))
+    return variance / (ratio * (1 - ratio) / total)
 
 
 def sample_size_per_arm(

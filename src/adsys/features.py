@@ -52,7 +52,7 @@ from numpy.typing import ArrayLike
 
 from adsys.history import History
 from adsys.observable import AGE_BANDS, DEVICES, GENDERS, REGIONS, PlatformView, require_view
-from adsys.validation import as_1d, as_integers, check_nonnegative, check_same_length
+from adsys.validation import as_integers, check_same_length
 
 __all__ = [
     "CATEGORICAL_COLUMNS",
@@ -84,6 +84,7 @@ _DTYPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def dtypes(view: PlatformView) -> dict[str, pd.CategoricalDtype]:
     """The fixed categorical dtype of each categorical column for ``view``."""
+    view = require_view(view)
     if view not in _DTYPES:
         _DTYPES[view] = {column: pd.CategoricalDtype(values) for column, values in {
             "age_band": AGE_BANDS, "gender": GENDERS, "region": REGIONS, "device": DEVICES,
@@ -133,7 +134,7 @@ def to_frame(view: PlatformView, arrays: dict[str, np.ndarray]) -> pd.DataFrame:
 def to_columns(view: PlatformView, arrays: dict[str, np.ndarray],
                prefix: str = "") -> dict[str, np.ndarray | pd.Categorical]:
     """The columns of :func:`to_frame`, named ``prefix + column``, for a larger table."""
-    types = dtypes(view)
+    types = dtypes(require_view(view))
     return {prefix + column: (pd.Categorical.from_codes(arrays[column], dtype=types[column],
                                                         validate=False)
                               if column in types else arrays[column])
@@ -152,8 +153,8 @@ def feature_arrays(view: PlatformView, users: ArrayLike, ads: ArrayLike,
     page = as_integers("publishers", publishers, 0, view.n_publishers - 1)
     hour = as_integers("hours", hours, 0, 23)
     position = as_integers("positions", np.broadcast_to(positions, user.shape), 1, view.n_slots)
-    seen = check_nonnegative("exposures", as_1d(
-        "exposures", np.broadcast_to(exposures, user.shape), allow_empty=True))
+    seen = as_integers("exposures", np.broadcast_to(exposures, user.shape), 0,
+                       np.iinfo(np.int64).max)
     check_same_length(users=user, ads=ad, publishers=page, hours=hour)
     if history is not None and not isinstance(history, History):
         raise TypeError(f"history must be a History; got {type(history).__name__}")

@@ -168,9 +168,9 @@ def precision_recall_f1(y: ArrayLike, p: ArrayLike, threshold: float = 0.5) -> P
     return PrecisionRecallF1(precision, recall, f1)
 
 
-def _check_k(k: int) -> int:
+def _check_k(k: int, name: str = "k") -> int:
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ValueError(f"k must be a positive integer; got {k!r}")
+        raise ValueError(f"{name} must be a positive integer; got {k!r}")
     return int(k)
 
 
@@ -298,7 +298,7 @@ def recall_at_k(reference_scores: ArrayLike, candidate_scores: ArrayLike, groups
     candidate = as_1d("candidate_scores", candidate_scores)
     group = as_1d("groups", groups, dtype=None)
     check_same_length(reference_scores=reference, candidate_scores=candidate, groups=group)
-    k, m = _check_k(k), _check_k(m)
+    k, m = _check_k(k), _check_k(m, "m")
     codes = np.unique(group, return_inverse=True)[1].ravel()
     top_reference = _rank_within_groups(reference, codes) < m
     kept = _rank_within_groups(candidate, codes) < k

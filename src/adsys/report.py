@@ -88,7 +88,8 @@ def spend_figure(result: DayResult) -> Figure:
                  f"95% or more of their budget", xlabel="hour of day",
            ylabel="share of their total budget", xlim=(0, 24), xticks=range(0, 25, 3))
     plots.percent_axis(ax)
-    ax.legend()
+    if limited.any():
+        ax.legend()
     return fig
 
 

@@ -113,6 +113,10 @@ class Selector:
     def __init__(self, view: PlatformView, history: History | None = None,
                  model: LightModel | None = None) -> None:
         self.view = require_view(view)
+        if history is not None and not isinstance(history, History):
+            raise TypeError(f"history must be a History; got {type(history).__name__}")
+        if model is not None and not isinstance(model, LightModel):
+            raise TypeError(f"model must be a LightModel; got {type(model).__name__}")
         self.history = history if history is not None else History(view)
         self.model = model if model is not None else LightModel.ad_only(self.history.base_rate)
         if self.model.intercept is None:

@@ -139,6 +139,14 @@ class AdServer:
                  exploration: float = 0.0, log_candidates: bool = False,
                  fault: FeatureFault | None = None) -> None:
         self.view = require_view(view)
+        if not callable(getattr(model, "predict", None)):
+            raise TypeError(f"model must be a fitted click model with a predict method; got "
+                            f"{type(model).__name__}")
+        if light_model is not None and not isinstance(light_model, LightModel):
+            raise TypeError(f"light_model must be a LightModel; got {type(light_model).__name__}")
+        if exposures is not None and not isinstance(exposures, ExposureCounter):
+            raise TypeError(f"exposures must be an ExposureCounter; got "
+                            f"{type(exposures).__name__}")
         self.k = None if k is None else check_int("k", k, 1)
         if self.k is not None and self.k <= view.n_slots:
             raise ValueError(f"k must be greater than n_slots ({view.n_slots}): the auction "
@@ -152,6 +160,8 @@ class AdServer:
         if fault is not None and not isinstance(fault, FeatureFault):
             raise TypeError(f"fault must be a FeatureFault; got {type(fault).__name__}")
         self.fault = fault
+        if history is not None and not isinstance(history, History):
+            raise TypeError(f"history must be a History; got {type(history).__name__}")
         self.history = history if history is not None else History(view)
         self.exposures = exposures
         self.index = AdIndex(view)
@@ -220,7 +230,13 @@ class AdServer:
             bids = np.zeros((rows, width))
             scores = np.zeros((rows, width))
             campaign = self._ad_campaign[ad]
-            bids[req, column] = self._max_cpc[campaign]
+            # One ad per campaign per auction: a campaign's second creative would
+            # otherwise set the price of its first.
+            key = req.astype(np.int64) * self.view.n_campaigns + campaign
+            order = np.lexsort((-self._max_cpc[campaign] * pctr, key))
+            best = np.zeros(len(key), bool)
+            best[order[np.r_[True, key[order][1:] != key[order][:-1]]] if len(key) else []] = True
+            bids[req, column] = np.where(best, self._max_cpc[campaign], 0.0)
             scores[req, column] = pctr
             result = run_auctions(bids, scores, self.view.n_slots, self.reserve)
             explored, propensity = np.zeros(rows, bool), np.ones((rows, width))

@@ -6,7 +6,11 @@ import numpy as np
 
 
 def as_1d(name: str, values, dtype=float, allow_empty: bool = False) -> np.ndarray:
-    """Return ``values`` as a 1-D array, non-empty unless ``allow_empty``; raise naming ``name``."""
+    """Return ``values`` as a 1-D array, non-empty unless ``allow_empty``; raise naming ``name``.
+
+    ``dtype=None`` keeps the values' own type (ids may be strings); otherwise they must
+    convert to numbers.
+    """
     return _as_array(name, values, 1, dtype, allow_empty)
 
 
@@ -23,7 +27,7 @@ def _as_array(name: str, values, ndim: int, dtype, allow_empty: bool) -> np.ndar
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be an array of numbers; got {type(values).__name__}") \
             from None
-    if array.dtype.kind not in "biuf":
+    if dtype is not None and array.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold numbers; got dtype {array.dtype}")
     if array.ndim != ndim:
         words = {1: "one", 2: "two"}
@@ -122,6 +126,8 @@ def as_integers(name: str, values: object, low: int, high: int) -> np.ndarray:
         Naming ``name`` if the values are not integers or fall outside the range.
     """
     array = as_1d(name, values, dtype=None, allow_empty=True)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold integers; got dtype {array.dtype}")
     if array.size == 0:
         return array.astype(np.int64)
     if array.dtype.kind not in "iu":

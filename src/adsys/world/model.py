@@ -272,9 +272,8 @@ class World:
         publishers = as_integers("publishers", publishers, 0, c.n_publishers - 1)
         hours = as_integers("hours", hours, 0, 23)
         check_same_length(users=users, ads=ads, publishers=publishers, hours=hours)
-        seen = as_1d("exposures", np.broadcast_to(exposures, users.shape), allow_empty=True)
-        if np.any(seen < 0):
-            raise ValueError("exposures must be >= 0")
+        seen = as_integers("exposures", np.broadcast_to(exposures, users.shape), 0,
+                           np.iinfo(np.int64).max)
         topic = self._ad_topic[ads]
         interest = self.interests[users, topic]
         match = self._page_topic[publishers] == topic
