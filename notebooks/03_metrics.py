@@ -424,7 +424,7 @@ for name, p in shown_models.items():
     style = "--" if "x 2" in name else "-"
     ax.plot(curve["mean_predicted"], curve["observed_rate"], style, marker="o",
             markersize=4, label=name)
-ticks = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05]
+ticks = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05]
 ax.plot([ticks[0], ticks[-1]], [ticks[0], ticks[-1]], color="grey", linewidth=0.8,
         label="calibrated")
 ax.set(xscale="log", yscale="log", xlabel="mean predicted CTR in bin (log scale)",
@@ -443,9 +443,8 @@ plt.close(fig)
 #
 # Reliability diagram on the test day: each point is a tenth of the impressions,
 # sorted by prediction; both axes in percent on a log scale. The oracle follows
-# the diagonal; the learned models run close to it, a little to the right (they
-# over-predict the test day); the distorted model (dashed) runs parallel to them,
-# a factor of two further right.
+# the diagonal and the learned models stay near it; the distorted model (dashed)
+# runs parallel to the model it distorts, a factor of two to the right.
 # ```
 #
 # **Takeaway:** calibration is visible per bin, and a monotone distortion moves
