@@ -455,8 +455,9 @@ plt.close(fig)
 #
 # If the prompt is search ads, the output is a ranked list per query, and the
 # metric is NDCG. Take the query "trail running shoes" and six results that human
-# raters graded from 0 (irrelevant) to 3 (exactly what the user wants). Two rankers
-# order them; ranker 2 swaps the two best results.
+# raters graded from 0 (irrelevant) to 3 (exactly what the user wants). Three
+# rankers order them: ranker 1 from best to worst, ranker 2 with the two best
+# results swapped, ranker 3 with the irrelevant result lifted from sixth to fourth.
 
 # %%
 results = pd.DataFrame({
@@ -602,6 +603,7 @@ noise = 1.96 * np.sqrt(ALPHA * (1 - ALPHA) / N_SPLITS)
 true_se = aa["difference"].std()
 design_effect = float((aa["delta_se"].mean() / aa["naive_se"].mean()) ** 2)
 assert aa["naive_se"].mean() < true_se and design_effect > 1
+assert fpr_naive > ALPHA + noise and abs(fpr_delta - ALPHA) <= noise
 glue("n_splits", f"{N_SPLITS}", display=False)
 glue("fpr_naive", pct(fpr_naive), display=False)
 glue("fpr_delta", pct(fpr_delta), display=False)
@@ -697,6 +699,9 @@ plan.round(1)
 
 # %% tags=["remove-cell"]
 glue("ctr", pct(ctr, 2), display=False)
+ratio = (experiment.sample_size_per_arm(ctr, 0.02)
+         / experiment.sample_size_per_arm(ctr, 0.1))
+glue("size_ratio", f"{ratio:.0f}", display=False)
 for lift in (0.02, 0.10):
     key = f"{round(100 * lift)}"
     glue(f"n_{key}", f"{experiment.sample_size_per_arm(ctr, lift):,}", display=False)
@@ -731,7 +736,8 @@ plt.close(fig)
 # 80% target; the light vertical lines mark whole weeks.
 # ```
 #
-# **Takeaway:** a lift five times smaller needs about 25 times more traffic.
+# **Takeaway:** a lift five times smaller needs about {glue:text}`size_ratio`
+# times more traffic.
 #
 # At a CTR of {glue:text}`ctr`, detecting a +10% lift takes
 # {glue:text}`n_10` impressions per arm if impressions were independent:

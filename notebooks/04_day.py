@@ -206,6 +206,10 @@ plt.close(fig)
 in_range = (share_paced >= 0.95) & (share_paced <= 1.0 + 1e-9)
 assert (paced.spend <= budgets + 1e-9).all()
 early = ran_out < 18
+assert in_range[early].mean() > in_range[~early].mean()
+assert np.percentile(share_paced, 10) < 0.95
+two_hours = step_end == 2
+assert np.median(cum_paced[two_hours]) < plan[two_hours][0]
 glue("pace_limited", f"{limited.sum()}", display=False)
 glue("pace_before_peak", pct(delivery.iloc[0, 2], 0), display=False)
 median_out = np.median(ran_out)
@@ -280,6 +284,13 @@ gap = rev["unpaced"] - rev["paced"]
 assert gap > 0, "on this seed the unpaced day earns more"
 limited_gap = (revenue.loc["unpaced", "from budget-limited campaigns ($)"]
                - revenue.loc["paced", "from budget-limited campaigns ($)"])
+evening = step_end > median_out          # after the median limited campaign ran out
+other_extra = [(unpaced.pacer.spend_by_step[when][:, ~limited].sum()
+                - paced.pacer.spend_by_step[when][:, ~limited].sum())
+               for when in (evening, ~evening)]
+assert other_extra[0] > 0 > other_extra[1]
+glue("pace_other_evening", f"${other_extra[0]:,.0f}", display=False)
+glue("pace_other_day", f"${-other_extra[1]:,.0f}", display=False)
 glue("pace_revenue", f"${rev['paced']:,.0f}", display=False)
 glue("pace_revenue_unpaced", f"${rev['unpaced']:,.0f}", display=False)
 glue("pace_revenue_gap", pct(gap / rev["unpaced"]), display=False)
@@ -294,8 +305,11 @@ glue("pace_unbilled_unpaced", f"${unbilled['unpaced']:,.0f}", display=False)
 # billed revenue ({glue:text}`pace_revenue` paced against
 # {glue:text}`pace_revenue_unpaced`): {glue:text}`pace_gap_limited` because the
 # budget-limited campaigns did not quite spend their budgets, and
-# {glue:text}`pace_gap_other` from the other campaigns, which lose slots all day
-# to throttled rivals instead of having the evening to themselves. Unbilled
+# {glue:text}`pace_gap_other` from the other campaigns. Unpaced, those billed
+# {glue:text}`pace_other_day` less than on the paced day before
+# {glue:text}`pace_ran_out`, while the strong campaigns crowded them out, and
+# {glue:text}`pace_other_evening` more after it, with the evening to themselves;
+# paced, the throttled strong campaigns keep taking slots until midnight. Unbilled
 # overdelivery, clicks delivered free after a budget ran out, was
 # {glue:text}`pace_unbilled_unpaced` unpaced and {glue:text}`pace_unbilled`
 # paced. One day, one seed: the number to remember is not the gap but the reason
@@ -378,7 +392,8 @@ def spread(name: str, rate: float) -> tuple[float, float, float]:
 t_low, t_mid, t_high = spread("throttle", 0.5)
 m_low, m_mid, m_high = spread("multiplier", 0.5)
 assert spread("multiplier", 0.3)[1] < 0.1 and spread("throttle", 0.3)[1] > 0.2
-assert all(spread("multiplier", r)[1] < spread("throttle", r)[1] for r in (0.3, 0.5, 0.7))
+assert all(spread("multiplier", r)[1] < spread("throttle", r)[1]
+           for r in (0.3, 0.5, 0.7))
 glue("resp_peak", f"{peak}:00", display=False)
 glue("resp_t", f"{t_mid:.2f} (10-90%: {t_low:.2f}-{t_high:.2f})", display=False)
 glue("resp_m", f"{m_mid:.2f} (10-90%: {m_low:.2f}-{m_high:.2f})", display=False)
@@ -455,12 +470,12 @@ glue("lev_lowest", f"{pct(lowest['throttle'], 0)} and "
 glue("n_slots", f"{view.n_slots}", display=False)
 
 # %% [markdown]
-# With the same controller, {glue:text}`lev_in_range` of the budget-limited
-# campaigns end within 95-100% of budget; the lowest shares are
+# With the same controller, the share of budget-limited campaigns that end
+# within 95-100% of budget is {glue:text}`lev_in_range`; the lowest shares are
 # {glue:text}`lev_lowest`. The multiplier buys those campaigns
 # {glue:text}`lev_cpd_gain` more clicks per dollar: it gives up the most
-# contested, most expensive auctions first, which is why advertisers' own bidders
-# and most platforms prefer it {cite}`balseiro2019learning`. The platform earns
+# contested, most expensive auctions first, which is what makes it the common
+# method {cite}`balseiro2019learning`. The platform earns
 # {glue:text}`lev_revenue_gap` less that day, for the same reason.
 #
 # So why does this system throttle? Because its controller is simple: one gain,
