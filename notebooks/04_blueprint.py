@@ -269,14 +269,14 @@ pd.Series(light.weights, name="weight").round(3).to_frame()
 # %% tags=["remove-cell"]
 zero = [name for name, weight in light.weights.items() if weight == 0]
 assert {"ad_ctr_logit", "user_ctr_logit"} <= set(zero)
-glue("sel_zero", ", ".join(f"`{name}`" for name in zero), display=False)
+glue("sel_zero", ", ".join(zero), display=False)
 
 # %% [markdown]
 # The CTR features ({glue:text}`sel_zero`) get no weight, and that is by design:
 # the bootstrap rows were featurized before any click was counted, so those
 # features are 0 on every training row. Version 0 ranks by what the user reads
-# and declared, the page and the bid; the first nightly retrain (Lab 4.2) learns
-# from rows logged with real click history. The weights fold into one table per
+# and declared, the page and the bid; the first nightly retrain learns from rows
+# logged with real click history (Lab 4.2 shows the command that runs it). The weights fold into one table per
 # ad and one per (user, topic), so scoring a pair costs two lookups and an add.
 # Here are the K candidates it keeps for the first request:
 
@@ -415,9 +415,9 @@ candidates_0.set_index("ad_id").round(4)
 # The heavy model sees more than the selector (the demographics, the hour, the
 # campaign and advertiser ids) and reorders the list. Next to its pCTR is the
 # world's true click probability, which no platform has: version 0, trained on
-# {glue:text}`hist_boot` random requests, is {glue:text}`pred_error` of the truth
-# for this request's candidates, the kind of error the nightly retrains of
-# Lab 4.2 and the models of Step 6 reduce. How much did it learn about position?
+# {glue:text}`hist_boot` random requests, predicts {glue:text}`pred_error` the
+# truth for this request's candidates, the kind of error nightly retraining and
+# the models of Step 6 reduce. How much did it learn about position?
 # Score the same candidates at each slot:
 
 # %%
