@@ -276,9 +276,10 @@ glue("sel_zero", ", ".join(zero), display=False)
 # the bootstrap rows were featurized before any click was counted, so those
 # features are 0 on every training row. Version 0 ranks by what the user reads
 # and declared, the page and the bid; the first nightly retrain learns from rows
-# logged with real click history (Lab 4.2 shows the command that runs it). The weights fold into one table per
-# ad and one per (user, topic), so scoring a pair costs two lookups and an add.
-# Here are the K candidates it keeps for the first request:
+# logged with real click history (Lab 4.2 shows the command that runs it). The
+# weights fold into one table per ad and one per (user, topic), so scoring a pair
+# costs two lookups and an add. Here are the K candidates it keeps for the first
+# request:
 
 # %%
 K = SimulationConfig().k
