@@ -154,3 +154,81 @@ def test_sample_size_explains_typical_mistakes(wrong, message):
 def test_sample_size_placeholder():
     with pytest.raises(CheckFailed, match="`n_per_arm` is still empty"):
         check.sample_size(..., BASE, LIFT)
+
+
+@pytest.mark.parametrize("formula", list(check.shortcut_sizes(BASE, LIFT)))
+def test_sample_size_accepts_the_textbook_shortcuts(formula, capsys):
+    check.sample_size(check.shortcut_sizes(BASE, LIFT)[formula], BASE, LIFT)
+    out = capsys.readouterr().out
+    assert out.startswith("Correct:") and "design effect" in out
+
+
+def test_sample_size_explains_the_base_rate_shortcut(capsys):
+    # Using the control's variance twice is 2% below the package at a 2% CTR: accepted,
+    # with the difference explained (pooled under the null, unpooled under the lift).
+    n = check.shortcut_sizes(BASE, LIFT)["2 p (1 - p), p the base rate"]
+    assert n < 0.98 * experiment.sample_size_per_arm(BASE, LIFT)
+    check.sample_size(n, BASE, LIFT)
+    out = capsys.readouterr().out
+    assert "shortcut" in out and "pooled variance" in out
+
+
+def test_sample_size_shortcut_matches_the_issue_example():
+    # The concept page's old formula, (z_a + z_b)^2 2p(1-p) / (l p)^2, at p = 2% and +5%.
+    z = 1.959963984540054 + 0.8416212335729143
+    by_hand = z**2 * 2 * BASE * (1 - BASE) / (LIFT * BASE) ** 2
+    assert by_hand == pytest.approx(check.shortcut_sizes(BASE, LIFT)[
+        "2 p (1 - p), p the base rate"])
+
+
+# ----- the test's length (a judgment call) ------------------------------------------
+CTR, PER_DAY, EFFECT = 0.0054, 300_000, 1.5
+N_ARM = experiment.sample_size_per_arm(CTR, LIFT)
+NEEDED = 2 * N_ARM * EFFECT / PER_DAY          # about 11.8 days
+
+
+def days_check(days):
+    check.experiment_days(days, CTR, LIFT, PER_DAY, EFFECT)
+
+
+@pytest.mark.parametrize("days, message", [
+    (math.ceil(NEEDED), "Consider rounding to whole weeks"),
+    (14, "Whole weeks cover"),
+    (21, "Whole weeks cover"),
+    (2 * NEEDED, "Consider rounding"),
+    (NEEDED, "power"),
+])
+def test_experiment_days_accepts_every_defensible_length(days, message, capsys):
+    days_check(days)
+    out = capsys.readouterr().out
+    assert out.startswith("Correct:") and message in out
+
+
+@pytest.mark.parametrize("days, message", [
+    (2 * N_ARM / PER_DAY, "would do if impressions were independent"),
+    (N_ARM * EFFECT / PER_DAY, "each arm a full day's impressions"),
+    (N_ARM / PER_DAY, "leaves out the design effect"),
+    (3, "too short"),
+    (0.5, "too short"),
+    (60, "longer than the measurements defend"),
+    (365, "longer than the measurements defend"),
+    (-7, "positive number of days"),
+    ("two weeks", "single number"),
+])
+def test_experiment_days_rejects_indefensible_lengths(days, message):
+    with pytest.raises(CheckFailed, match=message):
+        days_check(days)
+
+
+def test_experiment_days_range_follows_the_design_effect():
+    # Without clustering 9 days are enough; with a design effect of 1.5 they are not.
+    check.experiment_days(9, CTR, LIFT, PER_DAY, 1.0)
+    with pytest.raises(CheckFailed, match="independent"):
+        check.experiment_days(2 * N_ARM / PER_DAY, CTR, LIFT, PER_DAY, EFFECT)
+    with pytest.raises(ValueError, match="design_effect"):
+        check.experiment_days(14, CTR, LIFT, PER_DAY, 0.0)
+
+
+def test_experiment_days_placeholder():
+    with pytest.raises(CheckFailed, match="`test_days` is still empty"):
+        check.experiment_days(..., CTR, LIFT, PER_DAY, EFFECT)

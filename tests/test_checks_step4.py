@@ -8,27 +8,18 @@ from adsys.checks import CheckFailed, step4
 
 # ----- GSP prices -----------------------------------------------------------------
 
-# The lab's exercise, with eCPM = 1000 x bid x pCTR in dollars per thousand impressions
-# (the unit of adsys.auction): eCPM = $60, $80, $30, $44. With a reserve of $50 per mille
-# only candidates 1 and 0 are eligible: 1 takes slot 1 and pays 60 / (1000 x 0.16) =
-# 0.375; 0 takes slot 2 with nobody eligible below it and pays the floor
-# 50 / (1000 x 0.05) = 1.00.
+# The lab's exercise: eCPM = 1000 x bid x pCTR = $12, $16, $6, $8.80 per thousand
+# impressions. With a reserve of $10 only candidates 1 and 0 are eligible: 1 takes slot 1
+# and pays 12 / (1000 x 0.032) = 0.375; 0 takes slot 2 with nobody eligible below it and
+# pays the floor 10 / (1000 x 0.010) = 1.00.
 BIDS = [1.20, 0.50, 2.50, 0.40]
-PCTR = [0.05, 0.16, 0.012, 0.11]
-SLOTS, RESERVE = 2, 50.0
+PCTR = [0.010, 0.032, 0.0024, 0.022]
+SLOTS, RESERVE = 2, 10.0
 REFERENCE_PRICES = [0.375, 1.0]
-
-# The check builds its explanations of typical mistakes from eCPM = bid x pCTR (dollars
-# per impression) and compares that with the reserve, which run_auction now reads in
-# dollars per *thousand* impressions: with any non-zero reserve the explanations that
-# depend on the reserve are computed in the wrong unit.
-UNIT_BUG = pytest.mark.xfail(strict=True, reason=(
-    "BUG: adsys.checks.step4 compares eCPM = bid x pCTR (per impression) with a reserve "
-    "that run_auction reads per mille; explanations that use the reserve are wrong"))
 
 
 def lab_solution(bids, pctr, n_slots, reserve):
-    """The lab's solution cell, as a function (eCPM and reserve per mille)."""
+    """The lab's solution cell, as a function."""
     candidates = pd.DataFrame({"bid": bids, "pctr": pctr})
     ecpm = 1000 * candidates["bid"] * candidates["pctr"]
     ranked = ecpm[ecpm >= reserve].sort_values(ascending=False)
@@ -48,14 +39,13 @@ def test_gsp_prices_accept_the_reference(capsys):
 
 def test_gsp_prices_lab_solution_matches_the_reference():
     np.testing.assert_allclose(lab_solution(BIDS, PCTR, SLOTS, RESERVE), REFERENCE_PRICES)
-    # The concept page's worked example: B pays 0.50, A pays 1.60 (1.80 with a reserve
-    # of $90 per mille).
-    example = ([2.0, 1.0, 4.0, 0.5], [0.05, 0.20, 0.02, 0.10])
-    np.testing.assert_allclose(lab_solution(*example, 2, 0.0), [0.50, 1.60])
-    np.testing.assert_allclose(lab_solution(*example, 2, 90.0), [0.50, 1.80])
-    step4.gsp_prices([0.50, 1.60], *example, n_slots=2)
-    step4.gsp_prices([0.50, 1.80], *example, n_slots=2, reserve=90.0)
-    step4.gsp_prices([0.50], *example, n_slots=1)
+    # Lab 4.1's worked example: eCPM $20, $30, $16, $10; B pays 20 / 30 = 0.667, A pays
+    # 16 / 10 = 1.60 (1.80 with an $18 reserve).
+    example = ([2.0, 1.0, 4.0, 0.5], [0.010, 0.030, 0.004, 0.020])
+    np.testing.assert_allclose(lab_solution(*example, 2, 0.0), [2 / 3, 1.60])
+    step4.gsp_prices([2 / 3, 1.60], *example, n_slots=2)
+    step4.gsp_prices([2 / 3, 1.80], *example, n_slots=2, reserve=18.0)
+    step4.gsp_prices([2 / 3], *example, n_slots=1)
 
 
 def test_gsp_prices_placeholder_is_still_empty():
@@ -65,13 +55,14 @@ def test_gsp_prices_placeholder_is_still_empty():
 
 @pytest.mark.parametrize(("wrong", "message"), [
     ([0.50, 1.20], "first-price"),                 # each winner pays its own bid
-    pytest.param([1.20, 1.00], r"next ad's \*bid\*",  # next eligible bid, floor for the last
-                 marks=UNIT_BUG),
+    ([1.20, 1.00], r"next ad's \*bid\*"),          # next eligible bid, floor for the last
     ([1.20, 0.40], r"next ad's \*bid\*"),          # next bid, reserve ignored
-    pytest.param([0.06, 0.05], "eCPMs", marks=UNIT_BUG),  # threshold not divided by pCTR
-    ([375.0, 1000.0], "1000 times"),
-    ([0.375, 0.88], "forgot the reserve"),         # candidate 3 ($44 per mille) sets the price
-    pytest.param([0.375, 0.0], "floor is missing", marks=UNIT_BUG),
+    ([12.0, 10.0], "eCPMs"),                       # threshold eCPM not divided by pCTR
+    ([375.0, 1000.0], "1000 times"),               # divided by pCTR, not by 1000 x pCTR
+    ([0.000375, 0.001], "divided by 1000"),        # the 1000 applied twice
+    ([], "per \\*thousand\\* impressions"),        # reserve compared with bid x pCTR
+    ([0.375, 0.88], "forgot the reserve"),         # candidate 3 ($8.80) sets the price
+    ([0.375, 0.0], "floor is missing"),
     ([1.0, 0.375], "candidate order"),
     ([0.375, 1.0, 0.0, 0.0], "one value per candidate"),
     ([0.375, 1.0, 0.5], "has 3 values"),
@@ -84,26 +75,9 @@ def test_gsp_prices_explain_typical_mistakes(wrong, message):
         step4.gsp_prices(wrong, BIDS, PCTR, SLOTS, RESERVE)
 
 
-def test_gsp_prices_explain_typical_mistakes_without_a_reserve():
-    """With no reserve the unit of the reserve does not matter: every explanation holds."""
-    # eCPM $60, $80, $30, $44: slots go to 1 and 0; 1 pays 60 / 160 = 0.375 and 0 pays
-    # 44 / 50 = 0.88.
-    step4.gsp_prices([0.375, 0.88], BIDS, PCTR, SLOTS)
-    for wrong, message in [([1.20, 0.40], r"next ad's \*bid\*"), ([0.06, 0.044], "eCPMs"),
-                           ([375.0, 880.0], "1000 times"), ([0.88, 0.375], "candidate order")]:
-        with pytest.raises(CheckFailed, match=message):
-            step4.gsp_prices(wrong, BIDS, PCTR, SLOTS)
-
-
-def test_gsp_prices_accept_slots_left_empty_by_the_reserve():
+def test_gsp_prices_explain_slots_left_empty_by_the_reserve():
     # Three slots, but only two candidates reach the reserve: the third slot stays empty.
     step4.gsp_prices(REFERENCE_PRICES, BIDS, PCTR, 3, RESERVE)
-    with pytest.raises(CheckFailed, match="3 values"):
-        step4.gsp_prices([0.375, 1.0, 0.5], BIDS, PCTR, 3, RESERVE)
-
-
-@UNIT_BUG
-def test_gsp_prices_explain_slots_left_empty_by_the_reserve():
     with pytest.raises(CheckFailed, match="only 2 candidate"):
         step4.gsp_prices([0.375, 1.0, 0.5], BIDS, PCTR, 3, RESERVE)
 
@@ -132,8 +106,8 @@ def test_pacing_plan_placeholder_is_still_empty():
 @pytest.mark.parametrize(("wrong", "message"), [
     (BUDGET * 18 / 24, "evenly over the clock"),
     (BUDGET * TRAFFIC[18], "one hour only"),
-    (BUDGET * TRAFFIC[17], "hour 17 alone"),
-    (BUDGET * TRAFFIC[:19].sum(), "counted hour 18 as well"),
+    (BUDGET * TRAFFIC[17], "last hour before 18:00 alone"),
+    (BUDGET * TRAFFIC[:19].sum(), "counted the hour starting at 18:00"),
     (BUDGET * TRAFFIC[:17].sum(), "one hour short"),
     (TRAFFIC[:18].sum(), "not dollars: multiply"),
     (100 * TRAFFIC[:18].sum(), "in percent"),
@@ -146,9 +120,33 @@ def test_pacing_plan_explains_typical_mistakes(wrong, message):
         step4.pacing_plan(wrong, BUDGET, TRAFFIC, by_hour=18)
 
 
+# The pacer's own forecast: 48 half-hour steps (here each hour's share split in two).
+STEPS = np.repeat(TRAFFIC / 2, 2)
+
+
+def test_pacing_plan_accepts_a_forecast_in_half_hour_steps(capsys):
+    step4.pacing_plan(BUDGET * STEPS[:36].sum(), BUDGET, STEPS, by_hour=18)
+    assert "the first 36 of 48 steps" in capsys.readouterr().out
+    assert BUDGET * STEPS[:36].sum() == pytest.approx(REFERENCE_PLAN)
+
+
+@pytest.mark.parametrize(("wrong", "message"), [
+    (BUDGET * STEPS[:18].sum(), "2 steps per hour"),
+    (BUDGET * STEPS[36], "one step only"),
+    (BUDGET * STEPS[:37].sum(), "counted the step starting at 18:00"),
+    (BUDGET * STEPS[:35].sum(), "one step short"),
+    (BUDGET * 18 / 24, "evenly over the clock"),
+])
+def test_pacing_plan_explains_step_mistakes(wrong, message):
+    with pytest.raises(CheckFailed, match=message):
+        step4.pacing_plan(wrong, BUDGET, STEPS, by_hour=18)
+
+
 def test_pacing_plan_rejects_bad_inputs():
-    with pytest.raises(ValueError, match="hourly_traffic"):
+    with pytest.raises(ValueError, match="traffic_curve"):
         step4.pacing_plan(1.0, BUDGET, TRAFFIC[:12], by_hour=6)
+    with pytest.raises(ValueError, match="traffic_curve"):
+        step4.pacing_plan(1.0, BUDGET, np.full(36, 1 / 36), by_hour=6)
     with pytest.raises(ValueError, match="by_hour"):
         step4.pacing_plan(1.0, BUDGET, TRAFFIC, by_hour=0)
 
@@ -222,3 +220,98 @@ def test_window_positives_explain_typical_mistakes(wrong, message):
 def test_window_positives_reject_a_non_positive_window():
     with pytest.raises(ValueError, match="window_seconds"):
         step4.window_positives(4, IMPRESSIONS, CLICKS, 0, AS_OF)
+
+
+# ----- choose a reserve (a judgment call) -------------------------------------------
+
+# A thick market, like Lab 4.1's: revenue falls as soon as the reserve removes ads.
+THICK = pd.DataFrame({
+    "reserve": [0, 2, 4, 6, 8, 10, 15, 20, 30],
+    "rpm": [61.20, 61.20, 61.18, 61.06, 60.80, 60.38, 58.61, 56.44, 51.63],
+    "fill_rate": [1.0, 1.0, 0.9997, 0.9964, 0.9885, 0.9718, 0.9002, 0.8141, 0.6478],
+    "ctr": [0.0254, 0.0254, 0.0254, 0.0258, 0.0263, 0.0271, 0.0299, 0.0332, 0.0403]})
+# A thin market: the floor lifts prices until it starts removing the winners.
+THIN = pd.DataFrame({"reserve": [0, 5, 10, 15, 20, 30],
+                     "rpm": [40.0, 44.0, 46.0, 45.0, 42.0, 35.0],
+                     "fill_rate": [1.0, 0.99, 0.985, 0.98, 0.90, 0.70]})
+
+
+@pytest.mark.parametrize(("curve", "reserve"), [
+    (THICK, 0), (THICK, 1.0), (THICK, 4), (THICK, 8), (THICK, np.float64(6.5)),
+    (THIN, 10), (THIN, 12.0), (THIN, 9.0),
+])
+def test_choose_reserve_accepts_every_defensible_reserve(curve, reserve, capsys):
+    step4.choose_reserve(reserve, curve)
+    out = capsys.readouterr().out
+    assert out.startswith("Correct:") and "trades revenue and fill" in out
+
+
+def test_choose_reserve_reports_the_quality_of_the_shown_ads(capsys):
+    step4.choose_reserve(8, THICK)
+    assert "CTR is 2.63% against 2.54%" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("curve", "reserve", "message"), [
+    (THICK, 10, "only 97.2% of requests"),   # and 1.3% of revenue lost
+    (THICK, 20, "only 81.4% of requests"),    # fill below the 98% the team asked for
+    (THICK, 35, "outside the measured curve"),
+    (THIN, 0, "too low"),                     # 13% below the best reserve
+    (THIN, 20, "only 90.0% of requests"),
+    (THICK, -1, "non-negative"),
+    (THICK, float("nan"), "non-negative"),
+    (THICK, "cheap", "single number"),
+    (THICK, ..., "still empty"),
+])
+def test_choose_reserve_rejects_indefensible_reserves(curve, reserve, message):
+    with pytest.raises(CheckFailed, match=message):
+        step4.choose_reserve(reserve, curve)
+
+
+def test_choose_reserve_limits_are_parameters():
+    step4.choose_reserve(10, THICK, max_revenue_loss=0.02, min_fill=0.95)
+    with pytest.raises(CheckFailed, match="too high"):
+        step4.choose_reserve(8, THICK, max_revenue_loss=0.005)
+
+
+def test_choose_reserve_rejects_a_bad_curve():
+    with pytest.raises(ValueError, match="missing columns"):
+        step4.choose_reserve(1, THICK.drop(columns="fill_rate"))
+    with pytest.raises(ValueError, match="sorted"):
+        step4.choose_reserve(1, THICK.iloc[::-1])
+
+
+# ----- choose an attribution window (a judgment call) ----------------------------------
+
+RNG = np.random.default_rng(0)
+DELAYS = RNG.lognormal(np.log(120), 1.5, size=20_000)     # seconds to first click
+SHOWN = np.sort(RNG.uniform(0, 86_400, size=200_000))      # impression times, one day
+DAY_END = 86_400.0
+
+
+@pytest.mark.parametrize("window", [1800, 3600, 5400, 2400.0])
+def test_attribution_window_accepts_defensible_windows(window, capsys):
+    step4.attribution_window(window, DELAYS, SHOWN, DAY_END)
+    out = capsys.readouterr().out
+    assert out.startswith("Correct:") and "less bias" in out and "fresher" in out
+
+
+@pytest.mark.parametrize(("window", "message"), [
+    (600, "Lengthen the window"),           # misses about 14% of the clicks
+    (10, "Times are in seconds"),           # ten seconds: minutes meant
+    (6 * 3600, "Shorten the window"),       # holds back a quarter of the day
+    (86_400, "Shorten the window"),
+    (0, "positive number of seconds"),
+    (float("nan"), "positive number of seconds"),
+    ("an hour", "single number"),
+    (..., "still empty"),
+])
+def test_attribution_window_rejects_indefensible_windows(window, message):
+    with pytest.raises(CheckFailed, match=message):
+        step4.attribution_window(window, DELAYS, SHOWN, DAY_END)
+
+
+def test_attribution_window_messages_quote_the_measured_trade():
+    with pytest.raises(CheckFailed, match=r"60-minute|miss 1[0-9]\.\d%"):
+        step4.attribution_window(600, DELAYS, SHOWN, DAY_END)
+    with pytest.raises(ValueError, match="must not be empty"):
+        step4.attribution_window(3600, [], SHOWN, DAY_END)

@@ -73,8 +73,8 @@ def main() -> None:
     adv_x, adv_w = 2.5, 2.5
     pace_x, pace_w = 6.05, 2.3
     box(ax, adv_x, ROW_A, "Advertisers", "campaigns, ads, targeting,\nmax CPC bids",
-        "adsys.world", MONEY, w=adv_w)
-    box(ax, pace_x, ROW_A, "Pacing", "participation rate\nper campaign, per step",
+        "adsys.observable", MONEY, w=adv_w)
+    box(ax, pace_x, ROW_A, "Pacing", "pacing rate\nper campaign, per step",
         "adsys.pacing", MONEY, w=pace_w)
     arrow(ax, (adv_x + adv_w / 2, ROW_A), (pace_x - pace_w / 2, ROW_A))
     note(ax, (adv_x + adv_w / 2 + pace_x - pace_w / 2) / 2, ROW_A + 0.2,
@@ -82,15 +82,15 @@ def main() -> None:
     arrow(ax, (COL[1], ROW_A + bottom), (COL[1], ROW_B + top))
     note(ax, COL[1] + 0.1, (ROW_A + ROW_B) / 2, "ads with\ntargeting")
     arrow(ax, (COL[2], ROW_A + bottom), (COL[2], ROW_B + top), color=MONEY[2])
-    note(ax, COL[2] + 0.1, (ROW_A + ROW_B) / 2, "throttle\n(budget left)", color=MONEY[2])
+    note(ax, COL[2] + 0.1, (ROW_A + ROW_B) / 2, "pacing rate\n(budget left)", color=MONEY[2])
 
     # --- Row B: the request path, left to right -----------------------------------
     stages = [
         ("User request", "user, page,\nhour, device", "adsys.world", REQUEST),
         ("Ads index", "eligible ads by\ntargeting", "adsys.index", REQUEST),
-        ("Selection", "cheap score,\nkeep top K", "adsys.selection", REQUEST),
+        ("Selection", "light model,\nkeep top K", "adsys.selection", REQUEST),
         ("Prediction", "calibrated pCTR\nof the K ads", "adsys.prediction", REQUEST),
-        ("Auction", "eCPM = bid x pCTR,\nreserve, GSP", "adsys.auction", REQUEST),
+        ("Auction", "rank by eCPM,\nreserve, GSP", "adsys.auction", REQUEST),
         ("Shown ads", "winners in\nslots 1..S", "adsys.serving", REQUEST),
     ]
     for i, (title, sub, module, role) in enumerate(stages):
@@ -102,11 +102,21 @@ def main() -> None:
     box(ax, COL[5], ROW_C, "Users click", "examine(position)\nx relevance",
         "adsys.world", WORLD, dashed=True)
     arrow(ax, (COL[5], ROW_B + bottom), (COL[5], ROW_C + top))
-    box(ax, COL[3], ROW_C, "Trainer", "fits the click\nmodel on the logs",
-        "adsys.prediction", LOOP)
+    box(ax, COL[3], ROW_C, "Trainer", "fits the heavy and\nlight models",
+        "adsys.simulate", LOOP)
     arrow(ax, (COL[3], ROW_C + top), (COL[3], ROW_B + bottom), color=LOOP[2], lw=1.6)
-    note(ax, COL[3] - 0.1, (ROW_B + ROW_C) / 2, "new model\nversion, nightly",
-         color=LOOP[2], ha="right")
+    note(ax, COL[3] + 0.1, (ROW_B + ROW_C) / 2, "new models,\nnightly",
+         color=LOOP[2])
+
+    # The platform's history: counts from closed windows, read by both models' features.
+    box(ax, COL[2], ROW_C, "History", "counts from closed\nwindows, page views",
+        "adsys.history", LOOP)
+    arrow(ax, (COL[2] - 0.35, ROW_C + top), (COL[2] - 0.35, ROW_B + bottom),
+          color=LOOP[2], lw=1.6)
+    note(ax, COL[2] - 0.45, (ROW_B + ROW_C) / 2, "CTRs,\ninterests", color=LOOP[2],
+         ha="right")
+    arrow(ax, (COL[2] + BW / 2 - 0.1, ROW_C + top), (COL[3] - BW / 2 + 0.1, ROW_B + bottom),
+          color=LOOP[2], lw=1.6)
 
     # --- Row D: the event log and training-data generation --------------------------
     log_x0, log_x1 = 9.05, COL[5] + BW / 2
@@ -118,6 +128,10 @@ def main() -> None:
     box(ax, COL[3], ROW_D, "Training data", "attribution-window join,\ndedupe, wait for window",
         "adsys.events", LOOP, w=gen_w)
     arrow(ax, (log_x0, ROW_D), (COL[3] + gen_w / 2, ROW_D), color=LOOP[2], lw=1.6)
+    ax.plot([COL[3] - gen_w / 2, COL[2]], [ROW_D, ROW_D], color=LOOP[2], linewidth=1.6)
+    arrow(ax, (COL[2], ROW_D), (COL[2], ROW_C + bottom), color=LOOP[2], lw=1.6)
+    note(ax, COL[2] - 0.1, (ROW_C + ROW_D) / 2 - 0.1, "closed\nwindows", color=LOOP[2],
+         ha="right")
     arrow(ax, (COL[3], ROW_D + top), (COL[3], ROW_C + bottom), color=LOOP[2], lw=1.6)
     note(ax, COL[3] - 0.1, (ROW_C + ROW_D) / 2, "labelled\nexamples",
          color=LOOP[2], ha="right")

@@ -8,6 +8,7 @@ usual mistakes and explains them.
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -196,14 +197,45 @@ def calibration_bug(bug_metrics: object, bug_detector: object, y: ArrayLike,
            f"model {direction}-predicts, so check it next to log loss.")
 
 
+def _z(q: float) -> float:
+    return NormalDist().inv_cdf(q)
+
+
+def shortcut_sizes(base_rate: float, relative_lift: float, alpha: float = 0.05,
+                   power: float = 0.8) -> dict[str, float]:
+    """Per-arm sizes from the common one-variance shortcuts of the textbook formula.
+
+    ``n = (z_{1-alpha/2} + z_{power})**2 * V / (p2 - p1)**2`` with V taken as
+    ``2 p1 (1 - p1)`` (the control's variance twice), ``2 pbar (1 - pbar)`` (the
+    pooled variance twice) or ``p1 q1 + p2 q2`` (each arm's own). The package
+    (:func:`adsys.experiment.sample_size_per_arm`) uses the pooled variance under
+    the null and the unpooled one under the alternative.
+    """
+    p1, p2 = base_rate, base_rate * (1 + relative_lift)
+    p_bar = (p1 + p2) / 2
+    z2 = (_z(1 - alpha / 2) + _z(power)) ** 2
+    delta2 = (p2 - p1) ** 2
+    return {
+        "2 p (1 - p), p the base rate": z2 * 2 * p1 * (1 - p1) / delta2,
+        "2 pbar (1 - pbar), pbar the mean of the two rates": z2 * 2 * p_bar * (1 - p_bar)
+        / delta2,
+        "p1 q1 + p2 q2, each arm's own variance": z2 * (p1 * (1 - p1) + p2 * (1 - p2))
+        / delta2,
+    }
+
+
 def sample_size(n_per_arm: object, base_rate: float, relative_lift: float,
                 alpha: float = 0.05, power: float = 0.8) -> None:
     """Check the impressions per arm needed to detect a relative CTR lift.
 
+    Accepts :func:`adsys.experiment.sample_size_per_arm` (pooled variance under the
+    null, unpooled under the alternative) and the common shortcuts that use one
+    variance for both (:func:`shortcut_sizes`), explaining the difference.
+
     Parameters
     ----------
     n_per_arm : int
-        The learner's answer: impressions per arm.
+        The learner's answer: impressions per arm, counted as independent trials.
     base_rate : float
         Control CTR, as a fraction.
     relative_lift : float
@@ -215,11 +247,27 @@ def sample_size(n_per_arm: object, base_rate: float, relative_lift: float,
     want = experiment.sample_size_per_arm(base_rate, relative_lift, alpha, power)
     require(np.isfinite(got) and got > 0,
             f"`n_per_arm` should be a positive number of impressions; got {got!r}.")
-    if abs(got - want) <= max(1.0, 0.002 * want):
+
+    def near(a: float, b: float) -> bool:
+        return abs(a - b) <= max(1.0, 0.002 * b)
+
+    unit = ("That counts impressions as independent trials. Users are randomized, and "
+            "one user's impressions are correlated, so multiply by the design effect "
+            "measured in the A/A tests to get the impressions a user-randomized test needs.")
+    if near(got, want):
         passed(f"{want:,} impressions per arm ({2 * want:,} in all) to detect CTR moving from "
                f"{base_rate:.3%} to {base_rate * (1 + relative_lift):.3%} "
-               f"({relative_lift:+.0%} relative) with {power:.0%} power at alpha = {alpha}.")
+               f"({relative_lift:+.0%} relative) with {power:.0%} power at alpha = {alpha}. "
+               + unit)
         return
+    for formula, size in shortcut_sizes(base_rate, relative_lift, alpha, power).items():
+        if near(got, size):
+            passed(f"{got:,.0f} impressions per arm, from the shortcut with the variance "
+                   f"{formula}. The package's sample_size_per_arm uses the pooled variance "
+                   f"under 'no difference' and each arm's own under the lift, and gives "
+                   f"{want:,} ({want / got - 1:+.1%}); at a CTR this small both are fine for "
+                   "planning, since the base rate you plug in is itself uncertain. " + unit)
+            return
 
     def size(**changes: float) -> float | None:
         design = {"base_rate": base_rate, "relative_lift": relative_lift, "alpha": alpha,
@@ -246,10 +294,98 @@ def sample_size(n_per_arm: object, base_rate: float, relative_lift: float,
          f"the time. Use power = {power}."),
         (size(power=0.9), f"this has 90% power; the question asks for {power:.0%}."),
     ]
-    explain_known_mistake("n_per_arm", got, mistakes,
-                          lambda a, b: abs(a - b) <= max(1.0, 0.002 * b))
+    explain_known_mistake("n_per_arm", got, mistakes, near)
     hint = "too small" if got < want else "too large"
     raise CheckFailed(
         f"`n_per_arm` should be {want:,} impressions per arm; got {got:,.0f} ({hint}). Use "
         "experiment.sample_size_per_arm(base_rate, relative_lift) with the measured CTR as "
-        "the base rate and the lift as a relative fraction (0.05 for +5%).")
+        "the base rate and the lift as a relative fraction (0.05 for +5%), or the concept "
+        "page's formula.")
+
+
+def _power_after(days: float, base_rate: float, relative_lift: float,
+                 impressions_per_day: float, design_effect: float, alpha: float) -> float:
+    """Power of a 50/50 user-randomized test that runs ``days`` days."""
+    n = max(int(days * impressions_per_day / 2 / design_effect), 1)
+    return experiment.power(base_rate, relative_lift, n, alpha)
+
+
+def experiment_days(test_days: object, base_rate: float, relative_lift: float,
+                  impressions_per_day: float, design_effect: float, alpha: float = 0.05,
+                  power: float = 0.8) -> None:
+    """Judge a chosen test length (a judgment call: a range of answers is defensible).
+
+    Defensible: at least the days a 50/50 user-randomized test needs for ``power``
+    (impressions per arm from :func:`adsys.experiment.sample_size_per_arm`, times the
+    design effect, over half a day's impressions), and at most the larger of twice
+    that and that rounded up to whole weeks plus one week.
+
+    Parameters
+    ----------
+    test_days : float
+        The learner's choice, in days.
+    base_rate, relative_lift : float
+        Control CTR and the relative lift to detect.
+    impressions_per_day : float
+        Impressions a day of traffic brings, both arms together.
+    design_effect : float
+        Variance of CTR per user-randomized test over the binomial variance (>= 1 in
+        practice), measured from A/A tests.
+    alpha, power : float
+        Two-sided significance level and the power the test must reach.
+    """
+    got = as_number(test_days, "test_days")
+    if impressions_per_day <= 0 or design_effect <= 0:
+        raise ValueError("impressions_per_day and design_effect must be positive")
+    require(np.isfinite(got) and got > 0,
+            f"`test_days` should be a positive number of days; got {got!r}.")
+    n = experiment.sample_size_per_arm(base_rate, relative_lift, alpha, power)
+    independent = 2 * n / impressions_per_day
+    needed = independent * design_effect
+    weeks = 7 * math.ceil(needed / 7)
+    longest = max(2 * needed, weeks + 7)
+    reached = _power_after(got, base_rate, relative_lift, impressions_per_day, design_effect,
+                           alpha)
+    if got < needed * (1 - 1e-9):
+        short = f"At {got:g} days its power is {reached:.0%}, not {power:.0%}."
+        mistakes = [
+            (independent, f"`test_days` = {got:g} would do if impressions were independent "
+             f"({independent:.1f} days), but users are randomized and one user's "
+             f"impressions are correlated: the variance is {design_effect:.2f} times the "
+             "binomial one (the design effect of the A/A tests), so the test needs "
+             f"{needed:.1f} days. " + short),
+            (needed / 2, f"`test_days` = {got:g} gives each arm a full day's impressions, "
+             "but a 50/50 test gives each arm half. Count both arms: days = 2 x impressions "
+             "per arm x design effect / impressions per day. " + short),
+            (independent / 2, f"`test_days` = {got:g} counts a full day's impressions per "
+             "arm (a 50/50 test gives each arm half) and leaves out the design effect. "
+             "days = 2 x impressions per arm x design effect / impressions per day. " + short),
+        ]
+        for wrong, explanation in mistakes:
+            if abs(got - wrong) <= 0.03 * wrong or abs(got - math.ceil(wrong)) < 1e-9:
+                raise CheckFailed(explanation)
+        raise CheckFailed(
+            f"`test_days` = {got:g} is too short: the test would detect a {relative_lift:+.0%} "
+            f"lift only {reached:.0%} of the time (target {power:.0%}). A test that misses "
+            "real lifts most of the time wastes its traffic and, worse, gets read as 'no "
+            f"effect'. It needs at least {needed:.1f} days: 2 x impressions per arm x "
+            "design effect / impressions per day.")
+    if got > longest * (1 + 1e-9):
+        at_weeks = _power_after(weeks, base_rate, relative_lift, impressions_per_day,
+                                design_effect, alpha)
+        raise CheckFailed(
+            f"`test_days` = {got:g} is longer than the measurements defend: {needed:.1f} days "
+            f"already give {power:.0%} power, and {weeks} days (whole weeks) {at_weeks:.0%}. "
+            f"At {got:g} days power is {reached:.1%}: the extra days buy almost nothing "
+            "and cost a later decision and traffic other experiments could use. Choose "
+            f"between {needed:.1f} and {longest:.0f} days.")
+    whole_weeks = math.isclose(got / 7, round(got / 7))
+    advice = ("Whole weeks cover weekday and weekend users alike." if whole_weeks else
+              f"Consider rounding to whole weeks ({weeks} days): weekday and weekend users "
+              "differ, and a test that covers part of a week over-weights some days.")
+    passed(f"{got:g} days give the test {reached:.0%} power to detect a {relative_lift:+.0%} "
+           f"lift (it needs {needed:.1f} days for {power:.0%}: {independent:.1f} days of "
+           f"independent impressions times the design effect of {design_effect:.2f}). "
+           f"{advice} Longer buys power and room for novelty effects to fade; shorter "
+           "frees traffic and decides sooner. Fix the length before starting and do not "
+           "stop at the first significant peek.")

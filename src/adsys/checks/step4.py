@@ -1,4 +1,4 @@
-"""Auto-checks for the Step 4 lab (``notebooks/04_blueprint``).
+"""Auto-checks for the Step 4 labs (``notebooks/04_blueprint`` and ``notebooks/04_day``).
 
 Each check recomputes the answer with the package (:func:`adsys.auction.run_auction`,
 the pacing plan, :func:`adsys.events.join_clicks`) from the same inputs the learner
@@ -22,8 +22,8 @@ from adsys.checks import (
 )
 from adsys.events import join_clicks
 
-GSP_RULE = ("price of slot s = max(eCPM of the next eligible ad, reserve) / own pCTR, "
-            "with eCPM = bid x pCTR")
+GSP_RULE = ("price of slot s = max(eCPM of the next eligible ad, reserve) / (1000 x own "
+            "pCTR), with eCPM = 1000 x bid x pCTR in dollars per thousand impressions")
 
 
 def _close(a: np.ndarray, b: np.ndarray) -> bool:
@@ -38,7 +38,7 @@ def _money(values: np.ndarray) -> str:
 def _gsp_mistakes(bids: np.ndarray, pctr: np.ndarray, n_slots: int,
                   reserve: float) -> list[tuple[np.ndarray, str]]:
     """Prices a learner gets from the usual wrong rules, each with its explanation."""
-    ecpm = bids * pctr
+    ecpm = 1000 * bids * pctr
     result = run_auction(bids, pctr, n_slots, reserve)
     slots, want = result.slots, result.prices
     eligible = np.flatnonzero((ecpm > 0) & (ecpm >= reserve))
@@ -50,7 +50,7 @@ def _gsp_mistakes(bids: np.ndarray, pctr: np.ndarray, n_slots: int,
         return int(order[s + 1]) if s + 1 < len(order) else None
 
     def floor(value: float, s: int) -> float:
-        return max(value, reserve) / pctr[slots[s]]
+        return max(value, reserve) / (1000 * pctr[slots[s]])
 
     n = len(slots)
     next_bid = [bids[j] if (j := next_of(ranked, s)) is not None else floor(0.0, s)
@@ -59,8 +59,8 @@ def _gsp_mistakes(bids: np.ndarray, pctr: np.ndarray, n_slots: int,
                     for s in range(n)]
     next_ecpm = [max(ecpm[j] if (j := next_of(ranked, s)) is not None else 0.0, reserve)
                  for s in range(n)]
-    no_floor = [(ecpm[j] if (j := next_of(ranked, s)) is not None else 0.0) / pctr[slots[s]]
-                for s in range(n)]
+    no_floor = [(ecpm[j] if (j := next_of(ranked, s)) is not None else 0.0)
+                / (1000 * pctr[slots[s]]) for s in range(n)]
     no_reserve = run_auction(bids, pctr, n_slots, 0.0).prices[:n]
     order = np.argsort(slots, kind="stable")
     return [
@@ -68,23 +68,25 @@ def _gsp_mistakes(bids: np.ndarray, pctr: np.ndarray, n_slots: int,
          "charges the least the winner could have bid and kept its slot: "
          f"{GSP_RULE}."),
         (np.asarray(next_bid), "you charged each winner the next ad's *bid*. Ads are ranked by "
-         "eCPM, not by bid, so the threshold is the next ad's eCPM (bid x pCTR), converted "
-         "back to a price per click with the winner's own pCTR: "
-         f"{GSP_RULE}."),
+         "eCPM, not by bid, so the threshold is the next ad's eCPM, converted back to a "
+         f"price per click with the winner's own pCTR: {GSP_RULE}."),
         (np.asarray(next_bid_any), "you charged each winner the next ad's *bid*. Ads are "
-         "ranked by eCPM, not by bid, so the threshold is the next ad's eCPM (bid x pCTR), "
-         f"converted back to a price per click with the winner's own pCTR: {GSP_RULE}."),
-        (np.asarray(next_ecpm), "these are eCPMs (dollars per impression), not prices per "
-         "click. Divide the threshold eCPM by the winner's own pCTR to get what it pays per "
-         "click."),
-        (1000 * want, "these are 1000 times the prices: the price is per click, not per "
-         "thousand impressions. Drop the factor 1000."),
+         "ranked by eCPM, not by bid, so the threshold is the next ad's eCPM, converted "
+         f"back to a price per click with the winner's own pCTR: {GSP_RULE}."),
+        (np.asarray(next_ecpm), "these are eCPMs (dollars per thousand impressions), not "
+         "prices per click. Divide the threshold eCPM by 1000 x the winner's own pCTR to "
+         "get what it pays per click."),
+        (1000 * want, "these are 1000 times the prices: eCPM is per thousand impressions, "
+         "so the price per click is the threshold eCPM divided by 1000 x own pCTR."),
+        (want / 1000, "these are the prices divided by 1000: eCPM = 1000 x bid x pCTR "
+         "already carries the 1000, so divide the threshold eCPM by 1000 x own pCTR "
+         "once, not twice."),
         (no_reserve, "you forgot the reserve. Candidates whose eCPM is below the reserve "
          "cannot be shown and cannot set a price either; a winner with no eligible ad "
-         "below it pays the floor, reserve / own pCTR."),
+         "below it pays the floor, reserve / (1000 x own pCTR)."),
         (np.asarray(no_floor), "the reserve removed the right ads, but the floor is "
-         "missing: a winner never pays less than reserve / own pCTR, which is what the "
-         "last filled slot pays when no eligible ad is left below it."),
+         "missing: a winner never pays less than reserve / (1000 x own pCTR), which is "
+         "what the last filled slot pays when no eligible ad is left below it."),
         (want[order], "the prices are right but in candidate order; list them in slot order, "
          "slot 1 (the highest eCPM) first."),
     ]
@@ -103,7 +105,7 @@ def gsp_prices(prices: object, bids: ArrayLike, pctr: ArrayLike, n_slots: int,
     n_slots : int
         Slots on the page.
     reserve : float
-        Minimum eCPM (bid x pCTR) to be shown.
+        Minimum eCPM (1000 x bid x pCTR, dollars per thousand impressions) to be shown.
     """
     require_answer(prices, "prices")
     bids_arr = np.asarray(bids, dtype=float)
@@ -121,11 +123,15 @@ def gsp_prices(prices: object, bids: ArrayLike, pctr: ArrayLike, n_slots: int,
         require(len(got) != len(bids_arr),
                 f"`prices` has one value per candidate ({len(got)}); give one per *filled "
                 f"slot* ({len(want)}), in slot order. Ads that do not win a slot pay nothing.")
-        ecpm = bids_arr * pctr_arr
+        require(len(got) > 0 or reserve <= 0,
+                "`prices` is empty, but some candidates reach the reserve. The reserve is "
+                "an eCPM in dollars per *thousand* impressions: compare it with "
+                "eCPM = 1000 x bid x pCTR, not with bid x pCTR.")
+        ecpm = 1000 * bids_arr * pctr_arr
         n_eligible = int(np.count_nonzero((ecpm > 0) & (ecpm >= reserve)))
         require(len(want) == n_slots or len(got) != n_slots,
                 f"`prices` has {n_slots} values, but only {n_eligible} candidate(s) reach "
-                f"the reserve eCPM of {reserve:g}: the other slots stay empty. Give "
+                f"the reserve eCPM of ${reserve:g}: the other slots stay empty. Give "
                 f"{len(want)} price(s).")
         raise CheckFailed(f"`prices` has {len(got)} values; {len(want)} slot(s) are filled, "
                           "so give one price per filled slot, slot 1 first.")
@@ -141,49 +147,59 @@ def gsp_prices(prices: object, bids: ArrayLike, pctr: ArrayLike, n_slots: int,
         f"Rank the candidates whose eCPM reaches the reserve by eCPM; then {GSP_RULE}.")
 
 
-def pacing_plan(planned_spend: object, budget: float, hourly_traffic: ArrayLike,
+def pacing_plan(planned_spend: object, budget: float, traffic_curve: ArrayLike,
                 by_hour: int) -> None:
     """Check the spend a campaign's pacing plan allows by ``by_hour``:00.
 
     Parameters
     ----------
     planned_spend : float
-        The learner's planned cumulative spend, in dollars, at ``by_hour``:00 (the end
-        of hour ``by_hour - 1``).
+        The learner's planned cumulative spend, in dollars, at ``by_hour``:00.
     budget : float
         The campaign's daily budget.
-    hourly_traffic : array-like
-        Expected share of the day's requests in each hour 0-23 (sums to 1).
+    traffic_curve : array-like
+        Forecast share of the day's requests in each of T equal steps (T a multiple of
+        24, summing to 1), step 0 starting at midnight: 24 hourly shares, or the
+        pacer's 48 half-hour steps.
     by_hour : int
-        Clock hour, 1-24: the plan counts the hours 0 to ``by_hour - 1``.
+        Clock hour, 1-24: the plan counts the steps before ``by_hour``:00.
     """
     got = as_number(planned_spend, "planned_spend")
-    traffic = np.asarray(hourly_traffic, dtype=float)
-    if traffic.shape != (24,) or not np.isclose(traffic.sum(), 1.0):
-        raise ValueError("hourly_traffic must hold 24 shares that sum to 1")
+    traffic = np.asarray(traffic_curve, dtype=float)
+    if traffic.ndim != 1 or len(traffic) % 24 or not len(traffic) \
+            or not np.isclose(traffic.sum(), 1.0):
+        raise ValueError("traffic_curve must hold 24 x k shares (k steps per hour) that "
+                         "sum to 1")
     if not 1 <= by_hour <= 24:
         raise ValueError(f"by_hour must be in [1, 24]; got {by_hour}")
-    share = float(traffic[:by_hour].sum())
+    per_hour = len(traffic) // 24
+    steps = by_hour * per_hour
+    share = float(traffic[:steps].sum())
     want = budget * share
     if np.isclose(got, want, rtol=1e-6):
         passed(f"by {by_hour}:00 the plan allows ${want:.2f} of the ${budget:.2f} budget "
-               f"({share:.1%}): the share of the day's traffic that has arrived by then.")
+               f"({share:.1%}): the share of the day's forecast traffic that has arrived by "
+               f"then (the first {steps} of {len(traffic)} steps).")
         return
+    unit = "step" if per_hour > 1 else "hour"
     mistakes = [
         (budget * by_hour / 24, "this spreads the budget evenly over the clock (hours / 24). "
-         "The plan follows *traffic*: budget x the share of the day's requests that arrive "
+         "The plan follows *traffic*: budget x the share of the day's requests forecast "
          f"before {by_hour}:00, so quiet night hours get little and the evening peak a lot."),
-        (budget * traffic[by_hour % 24], f"this is the plan for one hour only, and the "
-         f"wrong one (hour {by_hour % 24}). The plan is cumulative: add up the shares of "
-         f"every hour from 0 to {by_hour - 1}."),
-        (budget * traffic[by_hour - 1], f"this is the plan for hour {by_hour - 1} alone. The "
-         f"plan is cumulative: add up the shares of every hour from 0 to {by_hour - 1}."),
-        (budget * traffic[: by_hour + 1].sum(), f"you counted hour {by_hour} as well. By "
-         f"{by_hour}:00 only hours 0 to {by_hour - 1} have passed: "
-         f"`hourly_traffic[:{by_hour}]`."),
-        (budget * traffic[: by_hour - 1].sum(), f"you stopped one hour short. By {by_hour}:00 "
-         f"hours 0 to {by_hour - 1} have passed, {by_hour} hours: "
-         f"`hourly_traffic[:{by_hour}]`."),
+        (budget * traffic[steps % len(traffic)], f"this is the plan for one {unit} only, and "
+         f"the wrong one (the {unit} starting at {by_hour % 24}:00). The plan is cumulative: "
+         f"add up the shares of every {unit} before {by_hour}:00."),
+        (budget * traffic[steps - 1], f"this is the plan for the last {unit} before "
+         f"{by_hour}:00 alone. The plan is cumulative: add up the shares of every {unit} "
+         f"before {by_hour}:00."),
+        (budget * traffic[: steps + 1].sum(), f"you counted the {unit} starting at "
+         f"{by_hour}:00 as well. By {by_hour}:00 only the first {steps} {unit}s have "
+         f"passed: `traffic_curve[:{steps}]`."),
+        (budget * traffic[: steps - 1].sum(), f"you stopped one {unit} short. By "
+         f"{by_hour}:00 the first {steps} {unit}s have passed: `traffic_curve[:{steps}]`."),
+        (budget * traffic[:by_hour].sum() if per_hour > 1 else None,
+         f"you summed the first {by_hour} shares, but the curve has {per_hour} steps per "
+         f"hour: {by_hour}:00 is the end of step {steps}, so sum `traffic_curve[:{steps}]`."),
         (share, "this is the share of the day's traffic, not dollars: multiply it by the "
          "campaign's daily budget."),
         (100 * share, "this is the share of traffic in percent, not dollars: multiply the "
@@ -195,7 +211,130 @@ def pacing_plan(planned_spend: object, budget: float, hourly_traffic: ArrayLike,
                           lambda a, b: bool(np.isclose(a, b, rtol=1e-6)))
     raise CheckFailed(
         f"`planned_spend` should be ${want:.2f}; got {got:.2f}. Multiply the daily budget "
-        f"by the share of the day's traffic in hours 0 to {by_hour - 1}.")
+        f"by the forecast share of the day's traffic before {by_hour}:00 (the first "
+        f"{steps} steps of the curve).")
+
+
+def _interpolate(curve: pd.DataFrame, column: str, x: float) -> float:
+    return float(np.interp(x, curve["reserve"].to_numpy(float), curve[column].to_numpy(float)))
+
+
+def choose_reserve(reserve: object, curve: pd.DataFrame, max_revenue_loss: float = 0.01,
+                   min_fill: float = 0.98) -> None:
+    """Judge a chosen reserve price against a measured revenue and fill curve.
+
+    A judgment call: every reserve whose revenue is within ``max_revenue_loss`` of the
+    best reserve on the curve and whose fill rate is at least ``min_fill`` is
+    defensible. Values between the measured reserves are interpolated linearly.
+
+    Parameters
+    ----------
+    reserve : float
+        The learner's reserve, in dollars per thousand impressions (eCPM).
+    curve : pandas.DataFrame
+        One row per measured reserve, sorted by ``reserve``, with columns ``reserve``,
+        ``rpm`` (revenue per thousand requests) and ``fill_rate`` (share of requests
+        that showed an ad); optional ``ctr`` (CTR of the shown ads) and
+        ``ads_per_request``.
+    max_revenue_loss : float
+        Revenue the team will give up, as a share of the best reserve's.
+    min_fill : float
+        Smallest acceptable share of requests that show at least one ad.
+    """
+    got = as_number(reserve, "reserve")
+    missing = [c for c in ("reserve", "rpm", "fill_rate") if c not in curve]
+    if missing:
+        raise ValueError(f"curve is missing columns {missing}")
+    grid = curve["reserve"].to_numpy(float)
+    if len(grid) < 2 or np.any(np.diff(grid) <= 0):
+        raise ValueError("curve must have at least two rows sorted by increasing reserve")
+    require(np.isfinite(got) and got >= 0,
+            f"`reserve` should be a non-negative eCPM in dollars per thousand impressions; "
+            f"got {got!r}.")
+    require(grid[0] <= got <= grid[-1],
+            f"`reserve` = ${got:g} is outside the measured curve (${grid[0]:g} to "
+            f"${grid[-1]:g} per thousand impressions): choose from what was measured.")
+    best = int(np.argmax(curve["rpm"].to_numpy(float)))
+    best_reserve, best_rpm = grid[best], float(curve["rpm"].iloc[best])
+    rpm, fill = _interpolate(curve, "rpm", got), _interpolate(curve, "fill_rate", got)
+    loss = 1 - rpm / best_rpm
+    quality = ""
+    if "ctr" in curve:
+        quality = (f" The shown ads' CTR is {_interpolate(curve, 'ctr', got):.2%} against "
+                   f"{float(curve['ctr'].iloc[0]):.2%} at ${grid[0]:g}: fewer, better ads.")
+    require(fill >= min_fill,
+            f"at ${got:g} only {fill:.1%} of requests show an ad (the team asked for at "
+            f"least {min_fill:.0%}): publishers lose pages they could have monetized, and "
+            f"advertisers lose volume. Revenue is {loss:.1%} below the best reserve on the "
+            f"curve (${best_reserve:g}). Choose a lower reserve.")
+    if loss > max_revenue_loss:
+        side = "high" if got > best_reserve else "low"
+        raise CheckFailed(
+            f"at ${got:g} revenue per thousand requests is ${rpm:.2f}, {loss:.1%} below the "
+            f"best reserve on the curve (${best_reserve:g}: ${best_rpm:.2f}); the team gives "
+            f"up at most {max_revenue_loss:.0%}. The reserve is too {side}: "
+            + ("it removes more paying ads than the price floor earns back." if side == "high"
+               else "the floor is too low to lift the prices of thin auctions."))
+    passed(f"${got:g} per thousand impressions keeps revenue within {loss:.1%} of the best "
+           f"reserve on the curve and shows an ad on {fill:.1%} of requests.{quality} A "
+           "higher reserve trades revenue and fill for fewer, better ads; a lower one sells "
+           "more impressions. Where competition is thick, as here, the floor rarely sets a "
+           "price, and the reserve mainly insures the thin auctions an average hides (night "
+           "hours, narrow targeting, new campaigns); advertisers priced out also react over "
+           "weeks, which one day cannot measure.")
+
+
+def attribution_window(window_seconds: object, click_delays: ArrayLike,
+                       impression_times: ArrayLike, as_of: float, max_missed: float = 0.05,
+                       max_held_back: float = 0.15) -> None:
+    """Judge a chosen attribution window against the measured click delays.
+
+    A judgment call: the window is defensible when the labels miss at most
+    ``max_missed`` of the clicks that eventually arrive (each missed click is a false
+    negative) and a nightly job at ``as_of`` holds back at most ``max_held_back`` of
+    the impressions, still waiting for their window to close (staleness).
+
+    Parameters
+    ----------
+    window_seconds : float
+        The learner's window, in seconds.
+    click_delays : array-like
+        Seconds from impression to first click, one per clicked impression.
+    impression_times : array-like
+        Times (seconds) of the day's impressions.
+    as_of : float
+        When the nightly job runs (seconds).
+    """
+    got = as_number(window_seconds, "window_seconds")
+    delays = np.asarray(click_delays, dtype=float)
+    times = np.asarray(impression_times, dtype=float)
+    if not len(delays) or not len(times):
+        raise ValueError("click_delays and impression_times must not be empty")
+    require(np.isfinite(got) and got > 0,
+            f"`window_seconds` should be a positive number of seconds; got {got!r}.")
+    missed = float(np.mean(delays > got))
+    held = float(np.mean(times + got > as_of))
+    sizes = f"{got / 60:g}-minute" if got < 7200 else f"{got / 3600:g}-hour"
+    if missed > max_missed:
+        hint = (" Times are in seconds: a window of a few minutes is a few hundred."
+                if got < 60 else "")
+        raise CheckFailed(
+            f"with a {sizes} window the labels miss {missed:.1%} of the clicks that do "
+            f"arrive: those impressions become negatives, and a model trained on them "
+            f"under-predicts by about that much (at most {max_missed:.0%} is defensible). "
+            f"Lengthen the window.{hint}")
+    if held > max_held_back:
+        raise CheckFailed(
+            f"with a {sizes} window the nightly job holds back {held:.1%} of the day's "
+            f"impressions (at most {max_held_back:.0%} is defensible): their windows are "
+            "still open, so the newest traffic reaches the model a day late, and a longer "
+            "window also credits clicks that have little to do with the ad. It captures "
+            f"{1 - missed:.1%} of clicks. Shorten the window.")
+    passed(f"a {sizes} window captures {1 - missed:.1%} of the clicks that arrive and holds "
+           f"back {held:.1%} of the day's impressions at the nightly run. Longer windows "
+           "label more clicks correctly (less bias) but label later and hold back more of "
+           "the freshest traffic; shorter ones are fresher and biased low. Whatever you "
+           "choose, train and evaluate with the same window, and wait for it to close.")
 
 
 def _positives(impressions: pd.DataFrame, clicks: pd.DataFrame, window: float, as_of: float,
