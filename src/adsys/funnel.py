@@ -1,8 +1,9 @@
 """Serving and measuring the funnel: the heavy model as served, and stage timings.
 
 The serving path (:class:`adsys.serving.AdServer`) is a funnel: the selector's light
-model scores every eligible ad, the heavy click model the ``k`` best, the auction
-the rest. Two things decide what the funnel saves, and this module measures them:
+model scores every eligible ad, the heavy click model scores the ``k`` best, and the
+auction prices the winners. What the funnel saves depends on two things, which this
+module serves and measures:
 
 - **Cost per candidate** and **cost per call.** :class:`ServedClickModel` packs a
   fitted click model and its :class:`~adsys.prediction.Calibrator` the way a server
