@@ -102,15 +102,21 @@ def main() -> None:
     light_ecpm = Selector(view, history, light).score(requests, req, ad)
     blind_ecpm = Selector(view, history, blind).score(requests, req, ad)
 
-    reference_revenue, reference_clicks = truth(None)
+    # Scoring CPU time, batched: every K once per round, best round per K, so that a
+    # burst of other load does not land on one K only.
     timed = requests.take(slice(0, N_TIMED))
-    reference_cost = batched_stage_seconds(server(None), timed, DAY, repeats=REPEATS)
-    reference_scoring = reference_cost["select"] + reference_cost["predict"]
+    servers = {k: server(k) for k in [*KS, None]}
+    scoring_s = dict.fromkeys(servers, np.inf)
+    for _ in range(REPEATS):
+        for k, funnel in servers.items():
+            cost = batched_stage_seconds(funnel, timed, DAY)
+            scoring_s[k] = min(scoring_s[k], cost["select"] + cost["predict"])
+    reference_scoring = scoring_s[None]
+    reference_revenue, reference_clicks = truth(None)
     per_k = {}
     for k in KS:
         revenue, clicks = truth(k)
-        cost = batched_stage_seconds(server(k), timed, DAY, repeats=REPEATS)
-        scoring = cost["select"] + cost["predict"]
+        scoring = scoring_s[k]
         per_k[k] = {
             "revenue_ratio": round(revenue / reference_revenue, 4),
             "clicks_ratio": round(clicks / reference_clicks, 4),
@@ -124,12 +130,17 @@ def main() -> None:
     chosen = next((k for k in KS if per_k[k]["revenue_ratio"] >= 0.97), None)
     fast = [k for k in KS if per_k[k]["scoring_speedup"] >= 20]
 
+    # One request at a time: wall clock (the latency a caller sees) and CPU time (the
+    # same, minus the waits for a core that a busy machine adds).
     single = {}
-    for label, k in (("chosen_k", chosen), ("every_eligible_ad", None)):
-        frame = one_at_a_time(server(k), requests.take(slice(0, N_SINGLE)), DAY)
-        single[label] = {stage: {"p50_ms": round(1000 * float(frame[stage].quantile(0.5)), 3),
-                                 "p99_ms": round(1000 * float(frame[stage].quantile(0.99)), 3)}
-                         for stage in (*STAGES, "total")}
+    for clock_name, clock in (("wall", time.perf_counter), ("cpu", time.process_time)):
+        for label, k in (("chosen_k", chosen), ("every_eligible_ad", None)):
+            frame = one_at_a_time(server(k), requests.take(slice(0, N_SINGLE)), DAY,
+                                  clock=clock)
+            single[f"{label}_{clock_name}"] = {
+                stage: {"p50_ms": round(1000 * float(frame[stage].quantile(0.5)), 3),
+                        "p99_ms": round(1000 * float(frame[stage].quantile(0.99)), 3)}
+                for stage in (*STAGES, "total")}
 
     eligible = np.bincount(req, minlength=N_REQUESTS)
     save("funnel", {
