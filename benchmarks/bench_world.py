@@ -23,7 +23,7 @@ def main() -> None:
     pubs = np.repeat(req.publisher, slots)[:N]
     hours = np.repeat(req.hour, slots)[:N]
     positions = np.tile(np.arange(1, slots + 1), len(req))[:N]
-    ads = rng.choice(np.flatnonzero(world.active_ads(0)), size=N)
+    ads = rng.choice(np.flatnonzero(world.view.active_ads(0)), size=N)
 
     def draw() -> np.ndarray:
         p = world.click_probability(users, ads, pubs, hours, positions, day=0)
