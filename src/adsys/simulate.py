@@ -83,6 +83,9 @@ class DayResult:
     ``charged`` and ``unbilled`` (dollars billed for its click and the part above the
     budget). ``clicks`` holds every click event received for the day's impressions,
     duplicates and late arrivals included. ``requests`` is the day's request log.
+    ``candidates`` holds, for a server built with ``log_candidates=True``, every
+    candidate the click model scored during the day (see :attr:`AdServer.candidates`),
+    so that a new policy can be evaluated off-policy; otherwise ``None``.
     """
 
     day: int
@@ -92,6 +95,7 @@ class DayResult:
     pacer: Pacer
     model: ClickModel
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    candidates: pd.DataFrame | None = None
 
     @property
     def n_requests(self) -> int:
@@ -186,9 +190,12 @@ def simulate_day(world: World, server: AdServer | SplitServer, day: int, rng: np
     billing = _Billing(budgets, first_impression_id)
     timer = StageTimer()
     logs, events, next_id = [], [], first_impression_id
+    candidates = [] if getattr(server, "log_candidates", False) else None
     for step in range(steps):
         batch = requests.take(slice(bounds[step], bounds[step + 1]))
         log = server.serve(batch, day, pacer.rates(), rng, timer)
+        if candidates is not None:   # the server keeps only its last batch's candidates
+            candidates.append(server.candidates)
         with timer.stage("clicks"):
             log.insert(0, "impression_id", np.arange(next_id, next_id + len(log)))
             next_id += len(log)
@@ -210,7 +217,8 @@ def simulate_day(world: World, server: AdServer | SplitServer, day: int, rng: np
     impressions["unbilled"] = billing.unbilled
     clicks = pd.concat(events, ignore_index=True).sort_values("click_time", kind="stable")
     return DayResult(day, requests, impressions, clicks.reset_index(drop=True), pacer,
-                     server.model, dict(timer.seconds))
+                     server.model, dict(timer.seconds),
+                     None if candidates is None else pd.concat(candidates, ignore_index=True))
 
 
 @dataclass(frozen=True)
