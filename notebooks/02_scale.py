@@ -809,14 +809,14 @@ step2.model_and_candidates(choice, runs, quality["log loss"], budget_ms=BUDGET_M
 # "Before choosing a model I'd measure what it costs per request, features included,
 # on one core, as a distribution. When I did, the cost was a fixed part per call plus
 # a part per candidate: {glue:text}`us_logistic` per candidate for a logistic
-# regression, {glue:text}`us_big` for a 300-tree LightGBM model, whose log loss was
-# {glue:text}`gain_best` better; {glue:text}`say_fit`. Capacity is peak QPS times CPU per request over a target utilization:
-# at 1M QPS with a {glue:text}`peak_to_mean` peak-to-mean ratio and 60% utilization,
-# each millisecond of CPU per request is about {glue:text}`machines_per_ms` 16-core
-# machines. Latency is the hard constraint: a better model that times out shows no
-# ad, so I'd pick the best model whose p99 fits at the candidate count we need, and
-# if the best one doesn't fit, I'd keep it for the top few hundred candidates behind
-# a cheap selection stage. More replicas add throughput and cut queueing near full
-# load; sharding candidates cuts per-request compute but waits for the slowest
-# shard."
+# regression, {glue:text}`us_big` for a 300-tree LightGBM model, whose held-out log
+# loss was {glue:text}`gain_best` lower; {glue:text}`say_fit`. Capacity is peak QPS
+# times CPU per request over a target utilization: at 1M QPS with a
+# {glue:text}`peak_to_mean` peak-to-mean ratio and 60% utilization, each millisecond
+# of CPU per request is about {glue:text}`machines_per_ms` 16-core machines. Latency
+# is the hard constraint: a better model that times out shows no ad, so I'd pick the
+# best model whose p99 fits at the candidate count we need, and if the best one
+# doesn't fit, keep it for the top few hundred candidates behind a cheap selection
+# stage. More replicas add throughput and cut queueing near full load; sharding the
+# candidates cuts each request's compute but waits for the slowest shard."
 # ```
