@@ -244,6 +244,7 @@ def clock() -> tuple[int, int]:
     return time.perf_counter_ns(), time.thread_time_ns()
 
 
+# %% tags=["remove-cell"]
 glue("n_active", f"{len(active_ads):,}", display=False)
 glue("n_repeats", f"{REPEATS}", display=False)
 
@@ -269,6 +270,8 @@ runs = pd.DataFrame(rows, columns=["model", "candidates", "request", "features_n
                                    "features_cpu_ns", "predict_ns", "predict_cpu_ns"])
 runs["wall_ms"] = (runs["features_ns"] + runs["predict_ns"]) / 1e6
 runs["cpu_ms"] = (runs["features_cpu_ns"] + runs["predict_cpu_ns"]) / 1e6
+
+# %% tags=["remove-cell"]
 glue("n_timed", f"{len(runs):,}", display=False)
 
 # %% [markdown]
@@ -601,8 +604,8 @@ glue("shard_cpu_ratio", f"{shard_cpu[100] / shard_cpu[1]:.1f}", display=False)
 # %% [markdown]
 # ## 7. The decision: a better model that is too slow is rejected
 #
-# Put the two columns that matter side by side: held-out log loss and p99 latency
-# at the candidate count we need.
+# The trade-off table of section 5 puts the two columns that matter side by side:
+# held-out log loss and p99 latency at the candidate count we need. Read together:
 
 # %% tags=["remove-cell"]
 fits = trade_off["within budget"]

@@ -244,3 +244,12 @@ def test_model_and_candidates_accepts_a_p99_on_the_edge(capsys):
     edge = pd.DataFrame({"model": "edge", "candidates": 100, "wall_ms": [9.9] * 99 + [20.0]})
     step2.model_and_candidates(("edge", 100), edge, {"edge": 0.03}, budget_ms=10)
     assert "on the edge" in capsys.readouterr().out
+
+
+def test_model_and_candidates_lets_edge_pairs_dominate_their_own_model():
+    # "edge" fits at 300 only by a lenient percentile, and plainly at 100: choosing 100
+    # scores fewer candidates than the budget allows.
+    runs = pd.DataFrame({"model": "edge", "candidates": [100] * 100 + [300] * 100,
+                         "wall_ms": [5.0] * 100 + [9.9] * 99 + [20.0]})
+    with pytest.raises(CheckFailed, match="edge itself still fits at 300"):
+        step2.model_and_candidates(("edge", 100), runs, {"edge": 0.03}, budget_ms=10)

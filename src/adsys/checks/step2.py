@@ -250,8 +250,8 @@ def max_candidates(max_candidates: object, runs: pd.DataFrame, model: str,
 def _options(runs: pd.DataFrame, log_loss: pd.Series, budget: float,
              column: str) -> pd.DataFrame:
     """Every measured (model, candidates) pair: its p99, its median, whether it fits the
-    budget (by the linear p99, or by any percentile method), and whether another
-    fitting pair dominates it."""
+    budget (by the linear p99, or only by some other percentile method: "on the
+    edge"), and whether another pair that fits dominates it."""
     rows = []
     for (model, count), wall in runs.groupby(["model", "candidates"])[column]:
         p99s = [float(np.percentile(wall, 99, method=m)) for m in PERCENTILE_METHODS]
@@ -260,8 +260,8 @@ def _options(runs: pd.DataFrame, log_loss: pd.Series, budget: float,
                      "median": float(wall.median()), "log_loss": float(log_loss[model])})
     options = pd.DataFrame(rows)
     # Most candidates first, then the lowest log loss: the strongest dominating pair.
-    fitting = options[options["fits"]].sort_values(["candidates", "log_loss"],
-                                                   ascending=[False, True])
+    fitting = options[options["fits_any"]].sort_values(["candidates", "log_loss"],
+                                                       ascending=[False, True])
     options["dominated_by"] = [
         next(((o.model, o.candidates) for o in fitting.itertuples()
               if o.candidates >= row.candidates and o.log_loss <= row.log_loss
