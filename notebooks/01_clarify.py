@@ -504,8 +504,11 @@ glue("ctr_hour_min", f"{by_hour['true_ctr'].min():.2%}", display=False)
 glue("ci_hour", f"{100 * by_hour['ci95'].median():.2f} percentage points",
      display=False)
 hour_range = by_hour["true_ctr"].max() - by_hour["true_ctr"].min()
-glue("hour_vs_noise", "about as much as" if hour_range < 2 * by_hour["ci95"].median()
-     else "clearly more than", display=False)
+small = hour_range < 2 * by_hour["ci95"].median()
+glue("hour_vs_noise", "about as much as" if small else "clearly more than",
+     display=False)
+glue("hour_conclusion", "one day of logs is a poor guide to effects this small" if small
+     else "a day of logs shows the effect, if only just", display=False)
 
 # %% tags=["hide-input", "remove-output"]
 fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
@@ -536,8 +539,7 @@ glue("fig_hour", fig, display=False)
 # **Takeaway:** traffic follows the daily curve closely, but the true CTR only
 # moves between {glue:text}`ctr_hour_min` and {glue:text}`ctr_hour_max` over
 # the day, {glue:text}`hour_vs_noise` the typical 95% interval of one hour's CTR
-# (± {glue:text}`ci_hour`): one day of logs is a poor guide to effects this
-# small.
+# (± {glue:text}`ci_hour`): {glue:text}`hour_conclusion`.
 
 # %% [markdown]
 # ## 4. Why the objective is not CTR alone
