@@ -167,3 +167,65 @@ def test_attribution_labels_explain_typical_mistakes(wrong, message):
 def test_attribution_labels_reject_a_non_positive_window():
     with pytest.raises(ValueError, match="window_seconds"):
         step1.attribution_labels(REFERENCE_LABELS, LABEL_LOG, CLICKS, window_seconds=0)
+
+
+# ----- judgment: choosing the attribution window ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def day() -> tuple[np.ndarray, np.ndarray]:
+    """Lognormal click delays (median 2 minutes) and a day of impressions, busier late."""
+    rng = np.random.default_rng(3)
+    delays = rng.lognormal(np.log(120.0), 1.5, size=20_000)
+    times = 86_400 * np.sqrt(rng.random(50_000))   # density grows through the day
+    return delays, times
+
+
+def test_attribution_window_accepts_a_range_of_defensible_windows(day, capsys):
+    delays, times = day
+    for window in (1200, 1800, 3600, 2 * 3600):
+        step1.attribution_window(window, delays, times)
+    out = capsys.readouterr().out
+    assert out.count("Correct") == 4
+    assert "become negatives" in out and "tomorrow night" in out
+
+
+def test_attribution_window_edges_follow_the_curves(day):
+    delays, times = day
+    shortest = float(np.quantile(delays, 0.9, method="higher"))
+    step1.attribution_window(shortest, delays, times)
+    with pytest.raises(CheckFailed, match="too short"):
+        step1.attribution_window(0.9 * shortest, delays, times)
+    # Impressions before 86,400 * sqrt(0.8) make up 80% of the day.
+    longest = 86_400 * (1 - np.sqrt(0.8))
+    step1.attribution_window(0.98 * longest, delays, times)
+    with pytest.raises(CheckFailed, match="too long"):
+        step1.attribution_window(1.05 * longest, delays, times)
+
+
+@pytest.mark.parametrize(("window", "message"), [
+    (60, "defensible in minutes"),
+    (1, "defensible in hours"),
+    (300, "too short"),
+    (86_400, "too long"),
+    (6 * 3600, "too long"),
+    (-5, "positive number of seconds"),
+    ("one hour", "single number"),
+    (..., "still empty"),
+])
+def test_attribution_window_rejects_indefensible_windows(day, window, message):
+    delays, times = day
+    with pytest.raises(CheckFailed, match=message):
+        step1.attribution_window(window, delays, times)
+
+
+def test_attribution_window_rejects_bad_inputs(day):
+    delays, times = day
+    with pytest.raises(ValueError, match="delays"):
+        step1.attribution_window(3600, [], times)
+    with pytest.raises(ValueError, match="impression_times"):
+        step1.attribution_window(3600, delays, times + 86_400)
+    with pytest.raises(ValueError, match="min_captured"):
+        step1.attribution_window(3600, delays, times, min_captured=1.5)
+    with pytest.raises(ValueError, match="no window meets both"):
+        step1.attribution_window(3600, delays, times, min_captured=0.999, min_labelled=0.99)

@@ -168,3 +168,88 @@ def test_max_candidates_placeholder_and_bad_inputs(runs):
         step2.max_candidates(100, runs, model="big", budget_ms=0)
     with pytest.raises(ValueError, match="runs must be a DataFrame"):
         step2.max_candidates(100, runs.drop(columns="wall_ms"), model="big", budget_ms=10)
+
+
+# --- model_and_candidates (judgment) -------------------------------------------
+
+
+@pytest.fixture
+def menu() -> tuple[pd.DataFrame, dict[str, float]]:
+    """Three models; with a 10 ms budget the frontier is fast at 1000, mid at 300,
+    slow at 100 (each fits up to there), and a fourth model is beaten on both counts."""
+    runs = pd.concat([
+        make_runs({100: 2.0, 300: 3.0, 1000: 6.0}, {100: 1.0, 300: 1.5, 1000: 3.0}, "fast"),
+        make_runs({100: 4.0, 300: 9.0, 1000: 25.0}, {100: 2.0, 300: 5.0, 1000: 12.0}, "mid"),
+        make_runs({100: 8.0, 300: 30.0, 1000: 90.0}, {100: 4.0, 300: 9.5, 1000: 40.0},
+                  "slow"),
+        make_runs({100: 5.0, 300: 11.0, 1000: 30.0}, {100: 2.0, 300: 6.0, 1000: 15.0},
+                  "worse"),
+    ], ignore_index=True)
+    return runs, {"fast": 0.031, "mid": 0.0302, "slow": 0.0300, "worse": 0.0305}
+
+
+@pytest.mark.parametrize("choice", [("fast", 1000), ("mid", 300), ["slow", 100],
+                                    ("mid", np.int64(300))])
+def test_model_and_candidates_accepts_every_defensible_choice(menu, choice, capsys):
+    runs, log_loss = menu
+    step2.model_and_candidates(choice, runs, log_loss, budget_ms=10)
+    out = capsys.readouterr().out
+    assert "is defensible" in out
+    for option in ("fast at 1,000", "mid at 300", "slow at 100"):
+        assert option in out
+    assert "worse at" not in out
+
+
+def test_model_and_candidates_explains_the_trade_off(menu, capsys):
+    runs, log_loss = menu
+    step2.model_and_candidates(("fast", 1000), runs, log_loss, budget_ms=10)
+    assert "scores the most candidates" in capsys.readouterr().out
+    step2.model_and_candidates(("slow", 100), runs, log_loss, budget_ms=10)
+    assert "cheap first stage" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("choice", "message"), [
+    (("slow", 1000), "over the 10 ms budget"),
+    (("slow", 300), "fits at the median, but the budget is on the p99"),
+    (("fast", 300), "fast itself still fits at 1,000"),
+    (("fast", 100), "fast itself still fits"),
+    (("worse", 100), "mid fits at 300 candidates with a lower log loss"),
+    (("huge", 100), "pick one of"),
+    (("mid", 250), "measured counts"),
+    ((300, "mid"), "wrong order"),
+    ("mid", "should be a pair"),
+    (("mid", "many"), "single number"),
+    (..., "still empty"),
+])
+def test_model_and_candidates_rejects_indefensible_choices(menu, choice, message):
+    runs, log_loss = menu
+    with pytest.raises(CheckFailed, match=message):
+        step2.model_and_candidates(choice, runs, log_loss, budget_ms=10)
+
+
+def test_model_and_candidates_rejects_bad_inputs(menu):
+    runs, log_loss = menu
+    with pytest.raises(ValueError, match="log_loss has no value"):
+        step2.model_and_candidates(("fast", 100), runs, {"fast": 0.03}, budget_ms=10)
+    with pytest.raises(ValueError, match="budget_ms"):
+        step2.model_and_candidates(("fast", 100), runs, log_loss, budget_ms=-1)
+    with pytest.raises(ValueError, match="runs must be a DataFrame"):
+        step2.model_and_candidates(("fast", 100), runs.drop(columns="wall_ms"), log_loss,
+                                   budget_ms=10)
+
+
+def test_model_and_candidates_accepts_a_p99_on_the_edge(capsys):
+    # 99 requests at 9.9 ms and one at 20 ms: the interpolated p99 is just over 10 ms,
+    # the "lower" one just under; a learner may have used either.
+    edge = pd.DataFrame({"model": "edge", "candidates": 100, "wall_ms": [9.9] * 99 + [20.0]})
+    step2.model_and_candidates(("edge", 100), edge, {"edge": 0.03}, budget_ms=10)
+    assert "on the edge" in capsys.readouterr().out
+
+
+def test_model_and_candidates_lets_edge_pairs_dominate_their_own_model():
+    # "edge" fits at 300 only by a lenient percentile, and plainly at 100: choosing 100
+    # scores fewer candidates than the budget allows.
+    runs = pd.DataFrame({"model": "edge", "candidates": [100] * 100 + [300] * 100,
+                         "wall_ms": [5.0] * 100 + [9.9] * 99 + [20.0]})
+    with pytest.raises(CheckFailed, match="edge itself still fits at 300"):
+        step2.model_and_candidates(("edge", 100), runs, {"edge": 0.03}, budget_ms=10)

@@ -9,7 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from adsys.checks import CheckFailed, explain_known_mistake, passed, require, require_answer
+from adsys.checks import (
+    CheckFailed,
+    as_number,
+    explain_known_mistake,
+    passed,
+    require,
+    require_answer,
+)
 
 HOUR = 3600.0
 
@@ -123,7 +130,7 @@ def ecpm_slots(slot_order: object, candidates: pd.DataFrame, n_slots: int = 3) -
     want = top(bid * pctr)
     if got == want:
         passed(f"slots 1-{n_slots} go to ads {want}, the highest expected revenue per "
-               "impression (eCPM = bid x pCTR).")
+               "impression (eCPM = 1000 x bid x pCTR, dollars per thousand impressions).")
         return
     if not set(got) <= set(ids.tolist()):
         row_numbers = set(range(len(candidates)))
@@ -134,20 +141,21 @@ def ecpm_slots(slot_order: object, candidates: pd.DataFrame, n_slots: int = 3) -
                           f"{sorted(set(got) - set(ids.tolist()))}. Use the `ad_id` column.")
     require(got != top(pctr),
             "`slot_order` ranks the ads by pCTR alone. The auction ranks by expected revenue "
-            "per impression, eCPM = bid x pCTR: a likely click on an ad that pays little can "
-            "be worth less than a less likely click on an ad that pays a lot.")
+            "per impression, eCPM = 1000 x bid x pCTR: a likely click on an ad that pays "
+            "little can be worth less than a less likely click on an ad that pays a lot.")
     require(got != top(bid),
             "`slot_order` ranks the ads by bid alone. A high bid earns nothing if nobody "
-            "clicks: multiply each bid by the ad's pCTR and rank by that product (eCPM).")
+            "clicks: multiply each bid by the ad's pCTR and rank by that product (eCPM is "
+            "1000 times it).")
     require(got != top(-bid * pctr),
             "`slot_order` starts from the lowest eCPM. Sort in descending order: the best ad "
             "takes slot 1.")
     require(set(got) != set(want),
             "`slot_order` has the right ads in the wrong order: slot 1 goes to the highest "
-            "eCPM = bid x pCTR, slot 2 to the next, and so on.")
+            "eCPM = 1000 x bid x pCTR, slot 2 to the next, and so on.")
     raise CheckFailed(
-        "`slot_order` is not the eCPM ranking. Compute `bid * pctr` for every candidate, sort "
-        f"it from high to low and take the `ad_id` of the first {n_slots} rows.")
+        "`slot_order` is not the eCPM ranking. Compute `1000 * bid * pctr` for every "
+        f"candidate, sort it from high to low and take the `ad_id` of the first {n_slots} rows.")
 
 
 def _labels(log: pd.DataFrame, clicks: pd.DataFrame, window: float, first: bool) -> np.ndarray:
@@ -222,3 +230,92 @@ def attribution_labels(label_1h: object, log: pd.DataFrame, clicks: pd.DataFrame
         f"window there should be {int(want.sum()):,} ({int((got != want).sum()):,} labels "
         "differ). Delay = first click_time of the impression minus its `time`; positive when "
         "the delay is at most the window.")
+
+
+def _shares(window: float, delays: np.ndarray, times: np.ndarray,
+            day_end: float) -> tuple[float, float]:
+    """Share of clicks within ``window`` and share of impressions labelled by ``day_end``."""
+    return float(np.mean(delays <= window)), float(np.mean(times + window <= day_end))
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def attribution_window(window_seconds: object, delays: object, impression_times: object,
+                       day_end: float = 86_400.0, min_captured: float = 0.9,
+                       min_labelled: float = 0.8) -> None:
+    """Judge a chosen attribution window against the measured delay curve.
+
+    Any window is defensible if it captures at least ``min_captured`` of the clicks
+    and leaves at least ``min_labelled`` of the day's impressions with a final label
+    by ``day_end`` (when the nightly training job runs). The check says what the
+    chosen window trades away on both sides.
+
+    Parameters
+    ----------
+    window_seconds : float
+        The learner's window, in seconds.
+    delays : array-like of float
+        Measured delay (seconds) from each clicked impression to its first click.
+    impression_times : array-like of float
+        Time (seconds) of every impression of the day.
+    day_end : float
+        Time of the nightly training job (end of the day), in seconds.
+    min_captured, min_labelled : float in (0, 1)
+        The team's requirements.
+    """
+    got = as_number(window_seconds, "window_seconds")
+    delays = np.asarray(delays, dtype=float).ravel()
+    times = np.asarray(impression_times, dtype=float).ravel()
+    if delays.size == 0 or not np.all(np.isfinite(delays)) or np.any(delays < 0):
+        raise ValueError("delays must be a non-empty array of finite, non-negative seconds")
+    if times.size == 0 or not np.all(np.isfinite(times)) or np.any(times > day_end):
+        raise ValueError("impression_times must be a non-empty array of finite times before "
+                         "day_end")
+    for name, value in (("min_captured", min_captured), ("min_labelled", min_labelled)):
+        if not 0 < value < 1:
+            raise ValueError(f"{name} must be in (0, 1); got {value}")
+    require(np.isfinite(got) and got > 0,
+            f"`window_seconds` should be a positive number of seconds; got {got:g}.")
+    shortest = float(np.quantile(delays, min_captured, method="higher"))
+    ordered = np.sort(times)
+    longest = float(day_end - ordered[int(np.ceil(min_labelled * len(ordered))) - 1])
+    if shortest > longest:
+        raise ValueError(f"no window meets both requirements on these data: capturing "
+                         f"{min_captured:.0%} of clicks takes {_duration(shortest)}, but "
+                         f"labelling {min_labelled:.0%} of impressions by the end of the day "
+                         f"allows at most {_duration(longest)}")
+    captured, labelled = _shares(got, delays, times, day_end)
+    span = f"on this day, any window from about {_duration(shortest)} to {_duration(longest)}"
+    costs = (f"{1 - captured:.1%} of clicks arrive later and become negatives (the model "
+             f"learns a CTR about that much too low), and {1 - labelled:.0%} of the day's "
+             "impressions, the last ones, wait for tomorrow night's training")
+    if captured >= min_captured and labelled >= min_labelled:
+        passed(f"a window of {_duration(got)} is defensible: {captured:.1%} of clicks arrive "
+               f"within it and {labelled:.0%} of impressions are labelled by midnight. Its "
+               f"cost: {costs}. A shorter window gives fresher labels and loses more clicks; "
+               f"a longer one the reverse. Defensible {span}.")
+        return
+    for unit, name in ((60, "minutes"), (3600, "hours")):
+        scaled = _shares(got * unit, delays, times, day_end)
+        require(not (got < shortest and scaled[0] >= min_captured
+                     and scaled[1] >= min_labelled),
+                f"`window_seconds` = {got:g} would be defensible in {name}; the window is in "
+                f"seconds ({got:g} {name} = {got * unit:g} s).")
+    require(captured >= min_captured,
+            f"`window_seconds` = {got:g} ({_duration(got)}) is too short: only {captured:.1%} "
+            f"of clicks arrive within it, so {1 - captured:.1%} of real clicks would be "
+            f"labelled negatives and the model would under-predict CTR by about that much. "
+            f"Read the clicks curve: it reaches {min_captured:.0%} at about "
+            f"{_duration(shortest)}. Defensible {span}.")
+    raise CheckFailed(
+        f"`window_seconds` = {got:g} ({_duration(got)}) is too long: only {labelled:.0%} of "
+        f"the day's impressions have a final label by midnight, so tonight's model learns "
+        f"from a day without its evening, and the rest waits a day longer to be used. "
+        f"Read the labelled curve: it stays above {min_labelled:.0%} up to about "
+        f"{_duration(longest)}. Defensible {span}.")

@@ -13,7 +13,14 @@ import math
 import numpy as np
 import pandas as pd
 
-from adsys.checks import CheckFailed, as_number, explain_known_mistake, passed, require
+from adsys.checks import (
+    CheckFailed,
+    as_number,
+    explain_known_mistake,
+    passed,
+    require,
+    require_answer,
+)
 
 PERCENTILE_METHODS = ("linear", "lower", "higher", "nearest", "midpoint", "inverted_cdf")
 
@@ -40,8 +47,8 @@ def p99_latency(p99_ms: object, timings_ns: object) -> None:
     p99_ms : float
         The learner's p99, in milliseconds.
     timings_ns : array-like of float
-        Wall-clock time of each repeated request, in nanoseconds
-        (from ``time.perf_counter_ns``).
+        Time of each repeated request, in nanoseconds (wall clock from
+        ``time.perf_counter_ns`` or CPU time from ``time.thread_time_ns``).
     """
     got = as_number(p99_ms, "p99_ms")
     ms = _timings("timings_ns", timings_ns) / 1e6
@@ -59,7 +66,7 @@ def p99_latency(p99_ms: object, timings_ns: object) -> None:
          "about the slow ones: take the 99th percentile, `np.percentile(x, 99)`."),
         (ms.max(), "this is the maximum (the slowest single run), which depends on one unlucky "
          "request. Take the 99th percentile, `np.percentile(x, 99)`."),
-        (want * 1e6, "this looks like nanoseconds: `perf_counter_ns` counts nanoseconds, so "
+        (want * 1e6, "this looks like nanoseconds: the `_ns` clocks count nanoseconds, so "
          "divide by 1e6 to get milliseconds."),
         (want * 1e3, "this looks like microseconds: divide nanoseconds by 1e6 (not 1e3) to get "
          "milliseconds."),
@@ -238,3 +245,111 @@ def max_candidates(max_candidates: object, runs: pd.DataFrame, model: str,
                           f"{p99.loc[int(got)]:.2f} ms > {budget:g} ms. p99 by count: {table}.")
     raise CheckFailed(f"`max_candidates` = {int(got)}, but {want} candidates fit too. p99 by "
                       f"count: {table}; the budget is {budget:g} ms.")
+
+
+def _options(runs: pd.DataFrame, log_loss: pd.Series, budget: float,
+             column: str) -> pd.DataFrame:
+    """Every measured (model, candidates) pair: its p99, its median, whether it fits the
+    budget (by the linear p99, or only by some other percentile method: "on the
+    edge"), and whether another pair that fits dominates it."""
+    rows = []
+    for (model, count), wall in runs.groupby(["model", "candidates"])[column]:
+        p99s = [float(np.percentile(wall, 99, method=m)) for m in PERCENTILE_METHODS]
+        rows.append({"model": model, "candidates": int(count), "p99": p99s[0],
+                     "fits": p99s[0] <= budget, "fits_any": min(p99s) <= budget,
+                     "median": float(wall.median()), "log_loss": float(log_loss[model])})
+    options = pd.DataFrame(rows)
+    # Most candidates first, then the lowest log loss: the strongest dominating pair.
+    fitting = options[options["fits_any"]].sort_values(["candidates", "log_loss"],
+                                                       ascending=[False, True])
+    options["dominated_by"] = [
+        next(((o.model, o.candidates) for o in fitting.itertuples()
+              if o.candidates >= row.candidates and o.log_loss <= row.log_loss
+              and (o.candidates > row.candidates or o.log_loss < row.log_loss)), None)
+        for row in options.itertuples()]
+    return options
+
+
+def model_and_candidates(choice: object, runs: pd.DataFrame, log_loss: object,
+                         budget_ms: float, column: str = "wall_ms") -> None:
+    """Judge a (model, candidate count) choice against a p99 latency budget.
+
+    Defensible: the pair's measured p99 fits the budget, and no other pair that fits
+    scores at least as many candidates with a log loss at least as low (one of the
+    two strictly better). Between defensible pairs the choice is a trade-off (more
+    candidates with a weaker model, or fewer with a stronger one behind a cheap first
+    stage); the check names them all.
+
+    Parameters
+    ----------
+    choice : (str, int)
+        The learner's model name and candidate count (one of the measured counts).
+    runs : pandas.DataFrame
+        One row per timed request: ``model``, ``candidates`` and ``column`` (ms).
+    log_loss : pandas.Series or dict
+        Held-out log loss of each model in ``runs``.
+    budget_ms : float
+        The p99 latency budget in milliseconds.
+    column : str
+        The latency column of ``runs``.
+    """
+    require_answer(choice, "choice")
+    budget = _positive("budget_ms", budget_ms)
+    if not isinstance(runs, pd.DataFrame) or not {"model", "candidates", column} <= set(runs):
+        raise ValueError(f"runs must be a DataFrame with columns model, candidates, {column}")
+    log_loss = pd.Series(log_loss, dtype=float)
+    missing = sorted(set(runs["model"]) - set(log_loss.index))
+    if missing:
+        raise ValueError(f"log_loss has no value for models {missing}")
+    models = sorted(set(runs["model"]))
+    counts = sorted(int(c) for c in set(runs["candidates"]))
+    require(isinstance(choice, tuple | list) and len(choice) == 2,
+            f"`choice` should be a pair (model name, candidates), e.g. ({models[0]!r}, "
+            f"{counts[0]}); got {choice!r}.")
+    model, count = choice
+    if model not in models and isinstance(count, str) and count in models:
+        raise CheckFailed(f"`choice` is in the wrong order: write ({count!r}, {model}), the "
+                          "model name first, then the candidate count.")
+    require(model in models, f"`choice` names model {model!r}; pick one of {models}.")
+    count = as_number(count, "candidates")
+    require(count in counts, f"`choice` scores {count:g} candidates; pick one of the measured "
+                             f"counts {counts}.")
+    options = _options(runs, log_loss, budget, column)
+    frontier = options[options["fits_any"] & options["dominated_by"].isna()]
+    menu = "; ".join(f"{o.model} at {o.candidates:,} (p99 {o.p99:.1f} ms"
+                     f"{'' if o.fits else ', on the edge'}, log loss {o.log_loss:.5f})"
+                     for o in frontier.itertuples())
+    mine = options[(options["model"] == model) & (options["candidates"] == count)].iloc[0]
+    if not mine["fits_any"]:
+        largest = options[(options["model"] == model) & options["fits"]]["candidates"]
+        reach = (f"{model} fits up to {largest.max():,} candidates" if len(largest)
+                 else f"{model} fits at no measured count")
+        median_note = (" It fits at the median, but the budget is on the p99: one request "
+                       "in a hundred would time out." if mine["median"] <= budget else "")
+        raise CheckFailed(f"{model} at {int(count):,} candidates has a p99 of "
+                          f"{mine['p99']:.1f} ms, over the {budget:g} ms budget: its "
+                          f"timeouts would show no ad.{median_note} {reach}. Defensible "
+                          f"choices on this machine: {menu}.")
+    better = mine["dominated_by"]
+    if better is not None:
+        other, other_count = better
+        why = (f"{model} itself still fits at {other_count:,} candidates: scoring fewer "
+               "than the budget allows drops ads for nothing" if other == model else
+               f"{other} fits at {other_count:,} candidates with a lower log loss "
+               f"({log_loss[other]:.5f} against {mine['log_loss']:.5f})")
+        raise CheckFailed(f"{model} at {int(count):,} candidates fits the budget, but "
+                          f"{why}. Defensible choices on this machine: {menu}.")
+    most = frontier["candidates"].max()
+    if count == most:
+        trade = ("it scores the most candidates, so no good ad is left unscored, at the "
+                 "price of a weaker model than the alternatives")
+    else:
+        trade = (f"a stronger model on fewer candidates: someone must pick which "
+                 f"{int(count):,} of them it scores, a cheap first stage (the funnel of "
+                 "Step 5), and ads that stage drops are lost")
+    within = ("within" if mine["fits"] else "on the edge of (it fits by another percentile "
+              "method)")
+    passed(f"{model} at {int(count):,} candidates is defensible: p99 {mine['p99']:.1f} ms "
+           f"{within} {budget:g} ms, log loss {mine['log_loss']:.5f}; {trade}. Every "
+           f"defensible choice on this machine: {menu}. The rest either break the budget "
+           "or are beaten on both counts.")
