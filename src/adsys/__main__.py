@@ -88,8 +88,8 @@ def _serve(args: argparse.Namespace) -> None:
 
     from adsys.service import create_app, load_bundle
 
-    load_bundle(args.bundle)   # fail here, with a message, before the server starts
-    uvicorn.run(create_app(args.bundle), host=args.host, port=args.port,
+    bundle = load_bundle(args.bundle)   # once, before the server accepts connections
+    uvicorn.run(create_app(bundle), host=args.host, port=args.port,
                 log_level=args.log_level, access_log=args.access_log)
 
 
