@@ -69,7 +69,9 @@ class Report:
     problems: list[str] = field(default_factory=list)
 
     def fail(self, page: str, message: str) -> None:
-        self.problems.append(f"{page}: {message}")
+        problem = f"{page}: {message}"
+        if problem not in self.problems:
+            self.problems.append(problem)
 
 
 # ------------------------------------------------------------------ the local server
@@ -130,6 +132,8 @@ def console_errors(driver: webdriver.Chrome, origin: str, report: Report) -> lis
             continue
         message = entry["message"]
         url = message.split(" ", 1)[0]
+        if url == f"{origin}/favicon.ico":   # requested by the browser, not by the page
+            continue
         if (url.startswith(("http://", "https://")) and not url.startswith(origin)
                 and "ERR_NAME_NOT_RESOLVED" in message):
             report.external.add(urlsplit(url).netloc)
@@ -258,10 +262,10 @@ def check_launch(driver: webdriver.Chrome, page: str, config: dict, repo: Path,
 
 def check_search(driver: webdriver.Chrome, origin: str, term: str, report: Report) -> None:
     driver.get(f"{origin}/search.html?q={quote(term)}")
-    found = wait_for(driver, "document.querySelectorAll('#search-results li').length > 0 "
-                             "|| /did not match|no results/i.test("
+    # Sphinx's search adds results as it finds them; it is done when it says so.
+    found = wait_for(driver, "/search finished|did not match/i.test("
                              "(document.querySelector('#search-results') || {}).textContent "
-                             "|| '')", 20)
+                             "|| '')", 30)
     results = driver.execute_script(
         "return Array.from(document.querySelectorAll('#search-results li a'))"
         ".map(a => a.href)")
@@ -298,7 +302,8 @@ def check_site(site: Path, chromium: str, chromedriver: str, term: str,
                 for message in console_errors(driver, origin, report):
                     report.fail(page, f"console error: {message}")
                 for code, path in failed:
-                    report.fail(page, f"HTTP {code} for {path}")
+                    if path != "/favicon.ico":   # the browser's own guess, not the page's
+                        report.fail(page, f"HTTP {code} for {path}")
             failed.clear()
             check_search(driver, origin, term, report)
             for message in console_errors(driver, origin, report):
