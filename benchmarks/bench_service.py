@@ -92,7 +92,7 @@ async def closed_loop(url: str, bodies: list[dict], clients: int, seconds: float
         elapsed = time.perf_counter() - started
     return {"clients": clients, "requests": len(latencies), "errors": errors,
             "throughput_rps": round(len(latencies) / elapsed, 1),
-            "serving_path_ms": round(float(np.mean(serving)), 2), **percentiles(latencies)}
+            "serving_path_ms": round(float(np.median(serving)), 2), **percentiles(latencies)}
 
 
 async def open_loop(url: str, bodies: list[dict], rate: float, seconds: float,

@@ -19,6 +19,9 @@ Loaded from ``_config.yml`` (``sphinx.local_extensions``).
 4. **A colour mode from the start.** The theme reads its light/dark mode from the
    page, which leaves it empty, so a reader's first page logs "Got invalid theme
    mode" before falling back to "auto". The page now says "auto" itself.
+5. **Glued numbers are not bold.** myst-nb sets every glued value in bold; the
+   course's numbers read like the text around them (``static/site_fixes.css``),
+   and bold only where an author writes it.
 """
 
 from __future__ import annotations
@@ -66,6 +69,10 @@ def _colour_mode(app, pagename, templatename, context, doctree) -> None:
         context["default_mode"] = "auto"
 
 
+def _static_path(app) -> None:
+    app.config.html_static_path.append(str(Path(__file__).parent / "static"))
+
+
 def setup(app):
     # After sphinx-book-theme adds its buttons (priority 501).
     app.connect("html-page-context", _launch_buttons_only_on_notebooks, priority=502)
@@ -73,4 +80,6 @@ def setup(app):
     app.connect("html-page-context", _colour_mode)
     # After togglebutton.js (priority 500), before the page finishes loading.
     app.add_js_file(None, body=TOGGLE_FIX, priority=600)
+    app.connect("builder-inited", _static_path)
+    app.add_css_file("site_fixes.css", priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -10,7 +10,8 @@ headless Chromium through chromedriver (Selenium), and checks on every page:
 - every dropdown opens when clicked: exercise solutions and other toggled
   admonitions, and ``<details>`` blocks (hidden code, follow-up questions);
 - glued numbers are present: no empty glue output, no quoted string glued by
-  mistake, no unresolved ``{glue:...}`` role left in the text;
+  mistake, no unresolved ``{glue:...}`` role left in the text, and none in bold
+  unless the text around it asks for bold;
 - launch buttons: a page built from a notebook links to Binder and Colab with
   that notebook's path in the repository of ``_config.yml``, and the file exists;
   other pages have no launch buttons;
@@ -155,7 +156,10 @@ const pasted = Array.from(document.querySelectorAll(
 const body = document.querySelector('main') || document.body;
 const copy = body.cloneNode(true);
 copy.querySelectorAll('pre, code, .highlight').forEach(e => e.remove());
-return {values: pasted.map(e => e.textContent.trim()), text: copy.textContent};
+const bold = e => parseInt(getComputedStyle(e).fontWeight) >= 600
+    && !e.parentElement.closest('strong, b, th, h1, h2, h3, h4, h5, h6, .admonition-title');
+return {values: pasted.map(e => e.textContent.trim()), text: copy.textContent,
+        bold: pasted.filter(bold).map(e => e.textContent.trim())};
 """
 
 
@@ -181,6 +185,8 @@ def check_glue(driver: webdriver.Chrome, page: str, report: Report) -> None:
         elif len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
             report.fail(page, f"a glued value is a quoted string: {value} (use :s or glue "
                               f"a formatted number)")
+    for value in found["bold"]:
+        report.fail(page, f"a glued value is bold without markup asking for it: {value}")
     for pattern in (r"\{glue:?[a-z]*\}", r"\{glue\}"):
         leftover = re.search(pattern + r"`?[^`\s]*`?", found["text"])
         if leftover:
