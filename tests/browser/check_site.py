@@ -38,7 +38,11 @@ from urllib.parse import quote, urlsplit
 
 import yaml
 from selenium import webdriver
-from selenium.common.exceptions import JavascriptException, TimeoutException
+from selenium.common.exceptions import (
+    JavascriptException,
+    TimeoutException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -305,6 +309,9 @@ def check_site(site: Path, chromium: str, chromedriver: str, term: str,
                     check_launch(driver, page, config, repo, report)
                 except JavascriptException as error:
                     report.fail(page, f"the check's script failed: {error.msg}")
+                except WebDriverException as error:   # e.g. a dropdown covered by another
+                    report.fail(page, f"the browser could not do what a reader does: "
+                                      f"{type(error).__name__}: {error.msg}")
                 for message in console_errors(driver, origin, report):
                     report.fail(page, f"console error: {message}")
                 for code, path in failed:
