@@ -68,7 +68,7 @@ def percentiles(seconds: list[float]) -> dict:
 async def closed_loop(url: str, bodies: list[dict], clients: int, seconds: float,
                       max_requests: int) -> dict:
     """``clients`` concurrent clients, each waiting for its answer before the next."""
-    latencies, serving, errors = [], [], 0
+    latencies, serving, stages, errors = [], [], [], 0
     deadline = time.perf_counter() + seconds
     counter = iter(range(max_requests))
     limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -84,7 +84,8 @@ async def closed_loop(url: str, bodies: list[dict], clients: int, seconds: float
             if response.status_code != 200:
                 errors += 1
             else:
-                serving.append(sum(response.json()["stage_ms"].values()))
+                stages.append(response.json()["stage_ms"])
+                serving.append(sum(stages[-1].values()))
 
     async with httpx2.AsyncClient(limits=limits, timeout=30) as http:
         started = time.perf_counter()
@@ -92,7 +93,10 @@ async def closed_loop(url: str, bodies: list[dict], clients: int, seconds: float
         elapsed = time.perf_counter() - started
     return {"clients": clients, "requests": len(latencies), "errors": errors,
             "throughput_rps": round(len(latencies) / elapsed, 1),
-            "serving_path_ms": round(float(np.median(serving)), 2), **percentiles(latencies)}
+            "serving_path_ms": round(float(np.median(serving)), 2),
+            "stage_p50_ms": {stage: round(float(np.median([s[stage] for s in stages])), 2)
+                             for stage in stages[0]},
+            **percentiles(latencies)}
 
 
 async def open_loop(url: str, bodies: list[dict], rate: float, seconds: float,
