@@ -8,7 +8,12 @@ import pytest
 
 from adsys.__main__ import NOTEBOOKS, main
 from adsys.checks import CheckFailed, as_number, require_answer
-from adsys.student import strip_solutions, write_student_notebooks
+from adsys.student import (
+    PLACEHOLDER,
+    run_with_empty_answers,
+    strip_solutions,
+    write_student_notebooks,
+)
 
 LAB = """# %% [markdown]
 # ```{exercise} Sum
@@ -87,3 +92,76 @@ def test_placeholders_fail_kindly():
     with pytest.raises(CheckFailed, match="single number"):
         as_number("abc", "rate")
     assert as_number("0.5", "rate") == 0.5
+
+
+# The learner's path: a student notebook run as handed out, every answer still empty.
+
+RUNNABLE = """# %%
+from adsys.checks import require_answer, passed
+
+# %% [markdown]
+# ```{exercise} Sum
+# :label: ex-sum
+# Add the numbers.
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-sum
+# :class: dropdown
+# ```
+
+# %%
+total = 1 + 2
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %%
+require_answer(total, "total")
+passed("the sum is right")
+
+# %%
+after = "the lab goes on"
+"""
+
+
+def run_student_version(tmp_path, text: str) -> list:
+    notebook = tmp_path / "01_demo.ipynb"
+    nbformat.write(strip_solutions(lab(text)), notebook)
+    return run_with_empty_answers(notebook, tmp_path, timeout=120)
+
+
+def test_an_empty_answer_fails_only_at_its_check_and_says_so(tmp_path):
+    errors = run_student_version(tmp_path, RUNNABLE)
+    assert len(errors) == 1
+    error = errors[0]
+    assert error.error == "CheckFailed" and "still empty" in error.message
+    assert error.checks_an_answer
+
+
+def test_a_cell_that_needs_the_answer_is_caught(tmp_path):
+    errors = run_student_version(tmp_path, RUNNABLE.replace(
+        'after = "the lab goes on"', "after = total + 1"))
+    assert [e.checks_an_answer for e in errors] == [True, False]
+    assert errors[1].error == "TypeError"
+
+
+LABS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+
+
+@pytest.mark.parametrize("source", LABS, ids=lambda p: p.name)
+def test_student_notebook_fails_only_at_the_checks_while_answers_are_empty(source, tmp_path):
+    """What a learner sees on opening a handed-out lab and running it top to bottom."""
+    student = strip_solutions(jupytext.read(source))
+    placeholders = sum(c.cell_type == "code" and c.source.startswith(PLACEHOLDER)
+                       for c in student.cells)
+    assert placeholders, f"{source.name} has no exercise with a gated solution"
+    notebook = tmp_path / source.with_suffix(".ipynb").name
+    nbformat.write(student, notebook)
+    errors = run_with_empty_answers(notebook, NOTEBOOKS)
+    unexpected = [e for e in errors if not (e.checks_an_answer and e.error == "CheckFailed"
+                                            and "still empty" in e.message)]
+    assert not unexpected, "\n".join(f"cell {e.cell}: {e.error}: {e.message[:300]}"
+                                     for e in unexpected)
+    assert len(errors) == placeholders, "every empty answer's check must say it is empty"

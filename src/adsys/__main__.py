@@ -64,6 +64,35 @@ def _simulate(args: argparse.Namespace) -> None:
           f"to {args.out}")
 
 
+def _train(args: argparse.Namespace) -> None:
+    from adsys.prediction import LightGBMClickModel, LogisticClickModel
+    from adsys.release import train_bundle
+    from adsys.service import BUNDLE_FILE, MANIFEST_FILE, save_bundle
+    from adsys.simulate import SimulationConfig
+    from adsys.world import World, WorldConfig
+
+    config = SimulationConfig(k=args.k, reserve=args.reserve)
+    world = World(WorldConfig.load(args.world), seed=args.seed)
+    make_model = {"logistic": LogisticClickModel, "lightgbm": LightGBMClickModel}[args.model]
+    print(f"training on {args.days} simulated day(s), seed {args.seed} ...")
+    bundle = train_bundle(world, args.days, args.seed, config, make_model, args.requests)
+    save_bundle(bundle, args.out)
+    size = (args.out / BUNDLE_FILE).stat().st_size / 2**20
+    print(f"wrote {args.out / BUNDLE_FILE} ({size:.1f} MiB: {type(bundle.heavy).__name__} "
+          f"version {bundle.model_version}, light model, history) and {MANIFEST_FILE}")
+    print(f"serve it with: python -m adsys serve --bundle {args.out}")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from adsys.service import create_app, load_bundle
+
+    bundle = load_bundle(args.bundle)   # once, before the server accepts connections
+    uvicorn.run(create_app(bundle), host=args.host, port=args.port,
+                log_level=args.log_level, access_log=args.access_log)
+
+
 def _at_least(low: float, kind: type = int):
     """An argparse type: a number of ``kind`` that is at least ``low``."""
     def parse(text: str):
@@ -121,6 +150,40 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--world", type=Path, default=DEFAULT_WORLD,
                      help="world config TOML (default: data/world.toml)")
     sim.set_defaults(run=_simulate)
+
+    train = commands.add_parser(
+        "train", help="train the funnel's models on simulated days; write the service's bundle")
+    train.add_argument("--out", type=Path, required=True,
+                       help="folder for bundle.joblib and manifest.json")
+    train.add_argument("--days", type=_at_least(1), default=1,
+                       help="simulated days of logs to learn from (>= 1, default 1)")
+    train.add_argument("--seed", type=_at_least(0), default=0, help="random seed (>= 0)")
+    train.add_argument("--requests", type=_at_least(1), default=None,
+                       help="requests per day (default: the world config's)")
+    train.add_argument("--model", choices=("logistic", "lightgbm"), default="lightgbm",
+                       help="the heavy click model (default lightgbm)")
+    train.add_argument("--k", type=_at_least(2), default=SimulationConfig.k,
+                       help=f"candidates the selector keeps (default {SimulationConfig.k})")
+    train.add_argument("--reserve", type=_at_least(0.0, float), default=SimulationConfig.reserve,
+                       help="minimum eCPM in dollars per thousand impressions "
+                            f"(default {SimulationConfig.reserve:g})")
+    train.add_argument("--world", type=Path, default=DEFAULT_WORLD,
+                       help="world config TOML (default: data/world.toml)")
+    train.set_defaults(run=_train)
+
+    serve = commands.add_parser(
+        "serve", help="serve a trained bundle over HTTP (POST /ads, GET /health)")
+    serve.add_argument("--bundle", type=Path, required=True,
+                       help="folder written by `python -m adsys train`")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1; 0.0.0.0 in a container)")
+    serve.add_argument("--port", type=_at_least(1), default=8000, help="port (default 8000)")
+    serve.add_argument("--log-level", default="info",
+                       choices=("critical", "error", "warning", "info", "debug"),
+                       help="uvicorn's log level (default info)")
+    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
+                       help="log one line per request (default on)")
+    serve.set_defaults(run=_serve)
     return parser
 
 

@@ -9,6 +9,7 @@ solution, and puts an empty answer cell where the solution was.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import jupytext
@@ -70,3 +71,39 @@ def write_student_notebooks(source_dir: str | Path, out_dir: str | Path) -> list
         nbformat.write(strip_solutions(jupytext.read(lab)), target)
         written.append(target)
     return written
+
+
+@dataclass(frozen=True)
+class CellError:
+    """A cell that raised when a student notebook ran with every answer still empty."""
+
+    cell: int               # index of the cell in the notebook
+    error: str              # the exception's class name, e.g. "CheckFailed"
+    message: str
+    checks_an_answer: bool  # the first code cell after an answer placeholder
+
+
+def run_with_empty_answers(notebook: str | Path, cwd: str | Path,
+                           timeout: int = 300) -> list[CellError]:
+    """Execute a student notebook as handed out, every answer still ``...``.
+
+    Every cell runs, even after an error (as a learner would keep going); returns
+    the cells that raised. In a well-made lab only the check after each answer
+    cell fails, and it says the answer is still empty: nothing else may depend on
+    an answer the learner has not written yet.
+    """
+    from nbclient import NotebookClient
+
+    student = nbformat.read(notebook, as_version=4)
+    NotebookClient(student, timeout=timeout, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(cwd)}}).execute()
+    errors, after_placeholder = [], False
+    for index, cell in enumerate(student.cells):
+        if cell.cell_type != "code":
+            continue
+        checks = after_placeholder
+        after_placeholder = cell.source.startswith(PLACEHOLDER)
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                errors.append(CellError(index, output.ename, output.evalue, checks))
+    return errors
