@@ -18,8 +18,8 @@ from adsys.validation import as_1d, check_range
 
 IMPRESSION_COLUMNS = (
     "impression_id", "request_id", "time", "day", "hour", "user_id", "publisher_id",
-    "device", "ad_id", "campaign_id", "position", "bid", "pctr", "pctr_shown", "price",
-    "model_version", "explored", "propensity",
+    "device", "ad_id", "campaign_id", "position", "bid", "pctr", "price", "model_version",
+    "explored", "propensity",
 )
 """The columns of an impression log as served (the ``f_`` feature columns follow)."""
 CLICK_COLUMNS = ("impression_id", "click_time")

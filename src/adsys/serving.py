@@ -179,10 +179,9 @@ class AdServer:
         always keeps it, and values in between need ``rng`` (one draw per call salts
         the coin of each (request, campaign), see :func:`uniform_hash`). The log has
         one row per impression: request context, ad, slot, bid, pCTR, GSP price per
-        click, the model's pCTR at the slot shown (``pctr_shown``, what monitoring
-        checks against clicks), model version, exploration flag and slot-1 propensity,
-        and the features the model saw (``f_`` columns, with ``f_position`` set to
-        the slot shown).
+        click, model version, exploration flag and slot-1 propensity, and the
+        features the model saw (``f_`` columns, with ``f_position`` set to the slot
+        shown, so :meth:`predict_shown` can score them).
         A batch with no requests, or no eligible ads, gives an empty log.
         """
         timer = timer or StageTimer()
@@ -247,9 +246,6 @@ class AdServer:
             pair = (np.cumsum(counts) - counts)[won_req] + result.slots[won_req, slot]
             served = {name: values[pair] for name, values in arrays.items()}
             served["position"] = slot   # the features as they would be for the slot shown
-            shown = to_columns(self.view, served)
-            pctr_shown = (np.asarray(self.model.predict(pd.DataFrame(shown, copy=False)), float)
-                          if len(pair) else np.zeros(0))
             log = pd.DataFrame({
                 "request_id": requests.request_id[won_req],
                 "time": requests.time[won_req],
@@ -263,13 +259,12 @@ class AdServer:
                 "position": slot + 1,
                 "bid": bids[won_req, result.slots[won_req, slot]],
                 "pctr": pctr[pair],
-                "pctr_shown": pctr_shown,
                 "price": result.prices[won_req, slot],
                 "model_version": np.full(len(pair), self.model_version),
                 "explored": explored[won_req],
                 "propensity": np.where(slot == 0, propensity[won_req, result.slots[won_req, slot]],
                                        np.nan),
-                **{FEATURE_PREFIX + name: values for name, values in shown.items()},
+                **to_columns(self.view, served, prefix=FEATURE_PREFIX),
             }, copy=False)
             if self.log_candidates:
                 self.candidates = pd.DataFrame({
@@ -279,6 +274,18 @@ class AdServer:
                     "propensity": propensity[req, column],
                     **to_columns(self.view, arrays, prefix=FEATURE_PREFIX)}, copy=False)
         return log
+
+    def predict_shown(self, log: pd.DataFrame) -> np.ndarray:
+        """The model's pCTR of each logged impression at the slot it was shown in.
+
+        What monitoring compares with clicks. Not part of serving (it would cost the
+        request another model call): the loop scores a step's impressions in one batch.
+        """
+        if not len(log):
+            return np.zeros(0)
+        features = log.filter(like=FEATURE_PREFIX).rename(
+            columns=lambda c: c[len(FEATURE_PREFIX):])
+        return np.asarray(self.model.predict(features), float)
 
     def _explore(self, bids: np.ndarray, pctr: np.ndarray, greedy: BatchAuctionResult,
                  rng: np.random.Generator) -> tuple[BatchAuctionResult, np.ndarray, np.ndarray]:
@@ -348,6 +355,14 @@ class SplitServer:
         self.treatment_share = check_range("treatment_share", treatment_share, 0, 1)
         self.view, self.exposures = control.view, control.exposures
         self.model = None   # two models: quality is measured per arm
+
+    def predict_shown(self, log: pd.DataFrame) -> np.ndarray:
+        """Each impression's pCTR at its slot, by the model of its arm."""
+        shown = np.zeros(len(log))
+        for name, server in (("control", self.control), ("treatment", self.treatment)):
+            rows = (log["arm"] == name).to_numpy()
+            shown[rows] = server.predict_shown(log[rows])
+        return shown
 
     def arm(self, user_ids: np.ndarray) -> np.ndarray:
         """True where the user is in the treatment arm."""

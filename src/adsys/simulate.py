@@ -78,6 +78,7 @@ class DayResult:
     """Everything one simulated day logged.
 
     ``impressions`` has one row per impression (see :meth:`AdServer.serve`) plus
+    ``pctr_shown`` (the model's pCTR at the slot shown, :meth:`AdServer.predict_shown`),
     ``exposures`` (times the user had already seen the ad today), ``true_p`` (the
     world's click probability: for the course's analysis only, never a feature),
     ``charged`` and ``unbilled`` (dollars billed for its click and the part above the
@@ -200,6 +201,7 @@ def simulate_day(world: World, server: AdServer | SplitServer, day: int, rng: np
             log.insert(0, "impression_id", np.arange(next_id, next_id + len(log)))
             next_id += len(log)
             users, ads = log["user_id"].to_numpy(), log["ad_id"].to_numpy()
+            log["pctr_shown"] = server.predict_shown(log)
             log["exposures"] = prior_exposures(users, ads, seen)
             seen.record(users, ads)
             log["true_p"] = world.click_probability(users, ads, log["publisher_id"],
@@ -256,6 +258,62 @@ def bootstrap(world: World, rng: np.random.Generator, n_requests: int,
     return Models(model, light), history, log
 
 
+class Simulation:
+    """The platform run in the world, day after day: the loop's state between days.
+
+    Built with the bootstrap (random traffic before launch, ``browsing_days`` of page
+    views); then :meth:`play_day` serves the next day with today's models, and
+    :meth:`learn` runs the nightly job on the last ``config.training_days`` days.
+    Attributes ``models``, ``history`` and ``day`` are the platform's state for the
+    next day. :func:`simulate` is the usual way to drive it.
+    """
+
+    def __init__(self, world: World, seed: int, config: SimulationConfig = SimulationConfig(),
+                 make_model: ModelFactory = LogisticClickModel,
+                 n_requests: int | None = None) -> None:
+        if not isinstance(world, World):
+            raise TypeError(f"world must be a World; got {type(world).__name__}")
+        self.world, self.config, self.make_model = world, config, make_model
+        self.n_requests = n_requests
+        self.rng = np.random.default_rng(check_int("seed", seed, 0))
+        view = world.view
+        if config.k <= view.n_slots:
+            raise ValueError(f"k must be greater than n_slots ({view.n_slots}): the auction "
+                             f"needs a runner-up to price the last slot; got k={config.k}")
+        self.models, self.history, log = bootstrap(
+            world, self.rng, config.bootstrap_requests, make_model, config.browsing_days,
+            n_requests)
+        self.forecast = traffic_forecast(log["time"].drop_duplicates(), config.steps_per_day)
+        self.exposures = ExposureCounter(view.n_ads)
+        self.recent: list[DayResult] = []
+        self.day = self.first_request = self.first_impression = 0
+
+    def play_day(self) -> DayResult:
+        """Serve the next day with today's models; return what it logged."""
+        config = self.config
+        server = AdServer(self.world.view, self.models.heavy, self.history, self.exposures,
+                          self.models.light, k=config.k, reserve=config.reserve,
+                          model_version=self.day, exploration=config.exploration,
+                          fault=config.fault)
+        result = simulate_day(self.world, server, self.day, self.rng, config, self.forecast,
+                              self.n_requests, self.first_request, self.first_impression)
+        self.first_request += result.n_requests
+        self.first_impression += len(result.impressions)
+        self.recent = [*self.recent, result][-(config.training_days + 1):]
+        self.day += 1
+        return result
+
+    def learn(self) -> None:
+        """The nightly job: new models and history from the platform's logs, and
+        tomorrow's traffic forecast from today's request log."""
+        if not self.recent:
+            raise ValueError("no day has been played yet: call play_day first")
+        self.forecast = traffic_forecast(self.recent[-1].requests.time,
+                                         self.config.steps_per_day)
+        self.models, self.history = retrain(self.recent, self.config, self.make_model,
+                                            self.history, self.rng, self.models)
+
+
 def simulate(world: World, days: int, seed: int,
              config: SimulationConfig = SimulationConfig(),
              make_model: ModelFactory = LogisticClickModel,
@@ -268,30 +326,11 @@ def simulate(world: World, days: int, seed: int,
     plans each day on the previous day's request log.
     """
     days = check_int("days", days, 1)
-    rng = np.random.default_rng(check_int("seed", seed, 0))
-    view = world.view
-    if config.k <= view.n_slots:
-        raise ValueError(f"k must be greater than n_slots ({view.n_slots}): the auction needs "
-                         f"a runner-up to price the last slot; got k={config.k}")
-    models, history, log = bootstrap(world, rng, config.bootstrap_requests, make_model,
-                                     config.browsing_days, n_requests)
-    forecast = traffic_forecast(log["time"].drop_duplicates(), config.steps_per_day)
-    exposures = ExposureCounter(view.n_ads)
-    recent: list[DayResult] = []
-    first_request, first_impression = 0, 0
+    simulation = Simulation(world, seed, config, make_model, n_requests)
     for day in range(days):
-        server = AdServer(view, models.heavy, history, exposures, models.light, k=config.k,
-                          reserve=config.reserve, model_version=day,
-                          exploration=config.exploration, fault=config.fault)
-        result = simulate_day(world, server, day, rng, config, forecast, n_requests,
-                              first_request, first_impression)
-        first_request += result.n_requests
-        first_impression += len(result.impressions)
-        recent = [*recent, result][-(config.training_days + 1):]
-        yield result
+        yield simulation.play_day()
         if day + 1 < days:
-            forecast = traffic_forecast(result.requests.time, config.steps_per_day)
-            models, history = retrain(recent, config, make_model, history, rng, models)
+            simulation.learn()
 
 
 def retrain(recent: list[DayResult], config: SimulationConfig, make_model: ModelFactory,
