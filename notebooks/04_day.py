@@ -507,6 +507,8 @@ column_groups = {
                         "publisher_id", "device"],
     "ad and slot": ["ad_id", "campaign_id", "position", "exposures"],
     "auction": ["bid", "pctr", "price", "model_version"],
+    "exploration (Step 6)": ["explored", "propensity"],
+    "model at the slot shown (monitoring)": ["pctr_shown"],
     "features as served": [c for c in imp.columns if c.startswith(FEATURE_PREFIX)],
     "billing (end of day)": ["charged", "unbilled"],
     "ground truth (simulation only)": ["true_p"],
