@@ -508,7 +508,7 @@ pool = pools[EPS_LOG].sort_values("request_id", kind="stable").reset_index(drop=
 req = runs[EPS_LOG].requests.to_frame().set_index("request_id").loc[pool["request_id"]]
 true_1 = world.click_probability(req["user"], pool["ad_id"], req["publisher"],
                                  req["hour"], 1, EVAL_DAY,
-                                 np.rint(np.expm1(pool["f_log_exposures"])))
+                                 np.rint(np.expm1(pool["f_log_exposures"])).astype(int))
 p_b = pool["p_b"].to_numpy()
 rid = pool["request_id"].to_numpy()
 start = np.flatnonzero(np.r_[True, rid[1:] != rid[:-1]])
