@@ -177,7 +177,8 @@ def main() -> None:
             model, fit_s = cpu(lambda make=make, kept=kept, w=w: make(w).fit(X[kept], y[kept]))
             p = model.predict(X_test)
             rows.append({"keep_rate": w, "rows": int(kept.sum()),
-                         "fit_cpu_seconds": round(fit_s, 2), **scores(y_test, p, oracle, oracle_loss)})
+                         "fit_cpu_seconds": round(fit_s, 2),
+                         **scores(y_test, p, oracle, oracle_loss)})
             print(family, rows[-1], flush=True)
         full = rows[0]
         for row in rows:
