@@ -45,6 +45,8 @@ from adsys.validation import (
 
 __all__ = ["CalibratedClickModel", "TreeLogisticClickModel", "calibration_by_slice"]
 
+_CHUNK = 50_000   # rows scored at a time: the leaf matrix of a large table is large
+
 
 class TreeLogisticClickModel(_BaseClickModel):
     """Boosted trees as features for a logistic regression (He et al. 2014).
@@ -56,6 +58,9 @@ class TreeLogisticClickModel(_BaseClickModel):
         shallower than a stand-alone tree model, since they only build features.
     C : float
         Inverse L2 regularization of the logistic regression on the leaves (> 0).
+        The leaves were fitted on the same rows, so they fit them too well: strong
+        regularization (the default, tuned on the course's logs) keeps the leaf
+        weights from memorizing them.
     n_jobs : int
         LightGBM threads.
     downsampling_rate : float in (0, 1]
@@ -67,7 +72,7 @@ class TreeLogisticClickModel(_BaseClickModel):
     """
 
     def __init__(self, n_estimators: int = 100, num_leaves: int = 15,
-                 learning_rate: float = 0.1, min_child_samples: int = 200, C: float = 0.1,
+                 learning_rate: float = 0.1, min_child_samples: int = 200, C: float = 0.003,
                  n_jobs: int = 1, downsampling_rate: float = 1.0, seed: int = 0,
                  **params) -> None:
         super().__init__(downsampling_rate)
@@ -84,12 +89,12 @@ class TreeLogisticClickModel(_BaseClickModel):
         if self.trees.estimator is None:
             raise ValueError("TreeLogisticClickModel must be fitted before leaves")
         leaf = np.asarray(self.trees.estimator.predict(self.trees.inputs(features),
-                                                       pred_leaf=True), dtype=np.int64)
+                                                       pred_leaf=True), dtype=np.int32)
         leaf = leaf.reshape(len(features), -1)
         n_rows, n_trees = leaf.shape
-        columns = (np.arange(n_trees) * self.num_leaves + leaf).ravel()
-        return sparse.csr_matrix((np.ones(columns.size), columns,
-                                  np.arange(0, columns.size + 1, n_trees)),
+        leaf += (np.arange(n_trees, dtype=np.int32) * self.num_leaves)[None, :]
+        return sparse.csr_matrix((np.ones(leaf.size, np.float32), leaf.ravel(),
+                                  np.arange(0, leaf.size + 1, n_trees, dtype=np.int64)),
                                  shape=(n_rows, n_trees * self.num_leaves))
 
     def fit(self, features: pd.DataFrame, clicked: ArrayLike,
@@ -103,7 +108,9 @@ class TreeLogisticClickModel(_BaseClickModel):
         return self
 
     def _predict_proba(self, features: pd.DataFrame, numeric: np.ndarray) -> np.ndarray:
-        return self.regression.predict_proba(self.leaves(features))[:, 1]
+        chunks = [self.regression.predict_proba(self.leaves(features.iloc[i:i + _CHUNK]))[:, 1]
+                  for i in range(0, len(features), _CHUNK)]
+        return np.concatenate(chunks)
 
 
 def _odds_scale(p: np.ndarray, w: float) -> np.ndarray:
