@@ -19,6 +19,9 @@ and can serve in :class:`~adsys.serving.AdServer`.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
@@ -134,6 +137,11 @@ class CalibratedClickModel:
     holdout : float in (0, 1)
         Share of the rows :meth:`fit` keeps aside, the *last* ones (logs are in
         time order, so the calibrator learns from the most recent traffic).
+    slice_of : callable, optional
+        Calibration by slice: a function of a feature table returning each row's
+        slice (e.g. new ad or not). One calibrator is fitted per slice, a copy of
+        ``calibrator``; rows of a slice unseen at calibration use the calibrator
+        fitted on every row.
 
     Negative downsampling is handled: if the model was trained with negatives kept
     at rate ``w`` (its ``downsampling_rate``), the calibration rows usually were
@@ -142,7 +150,8 @@ class CalibratedClickModel:
     """
 
     def __init__(self, model: ClickModel, calibrator: Calibrator | None = None,
-                 holdout: float = 0.2) -> None:
+                 holdout: float = 0.2,
+                 slice_of: Callable[[pd.DataFrame], ArrayLike] | None = None) -> None:
         if not (hasattr(model, "fit") and hasattr(model, "predict")):
             raise TypeError(f"model must be a click model with fit and predict; "
                             f"got {type(model).__name__}")
@@ -151,6 +160,10 @@ class CalibratedClickModel:
         self.model = model
         self.calibrator = calibrator if calibrator is not None else Calibrator("isotonic")
         self.holdout = check_range("holdout", holdout, 0, 1, low_open=True, high_open=True)
+        if slice_of is not None and not callable(slice_of):
+            raise TypeError("slice_of must be a function of the feature table")
+        self.slice_of = slice_of
+        self.by_slice: dict = {}
         self.calibration_rate: float | None = None
 
     @property
@@ -181,10 +194,24 @@ class CalibratedClickModel:
             "downsampling_rate", downsampling_rate, 0, 1, low_open=True)
         y = check_labels("clicked", as_1d("clicked", clicked))
         check_same_length(features=features, clicked=y)
-        p = np.asarray(self.model.predict(features), dtype=float)
-        self.calibrator.fit(_odds_scale(p, w), y)
+        p = _odds_scale(np.asarray(self.model.predict(features), dtype=float), w)
+        self.calibrator.fit(p, y)
+        self.by_slice = {}
+        if self.slice_of is not None:
+            keys = self._slices(features)
+            for key in np.unique(keys):
+                rows = keys == key
+                if len(np.unique(y[rows])) == 2:
+                    self.by_slice[key] = copy.deepcopy(self.calibrator).fit(p[rows], y[rows])
         self.calibration_rate = w
         return self
+
+    def _slices(self, features: pd.DataFrame) -> np.ndarray:
+        keys = np.asarray(self.slice_of(features))
+        if keys.shape != (len(features),):
+            raise ValueError(f"slice_of must return one slice per row ({len(features)}); got "
+                             f"shape {keys.shape}")
+        return keys
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated pCTR of each row."""
@@ -192,9 +219,15 @@ class CalibratedClickModel:
             raise ValueError("CalibratedClickModel must be fitted (or calibrated) before predict")
         _check_features(features)
         w = self.calibration_rate
-        p = np.asarray(self.model.predict(features), dtype=float)
-        return np.asarray(recalibrate_downsampled(self.calibrator.transform(_odds_scale(p, w)),
-                                                  w))
+        p = _odds_scale(np.asarray(self.model.predict(features), dtype=float), w)
+        q = self.calibrator.transform(p)
+        if self.by_slice:
+            keys = self._slices(features)
+            for key, calibrator in self.by_slice.items():
+                rows = keys == key
+                if rows.any():
+                    q[rows] = calibrator.transform(p[rows])
+        return np.asarray(recalibrate_downsampled(q, w))
 
 
 def calibration_by_slice(clicked: ArrayLike, p: ArrayLike, slices: ArrayLike,
