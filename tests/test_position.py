@@ -85,18 +85,24 @@ def test_relative_examination_recovers_the_world_curve_from_random_slots(world):
     assert low[0] == high[0] == 1.0
 
 
-def test_shuffled_slots_recover_the_curve_and_auction_order_overstates_it(world, platform):
-    log = served(world, platform, 1, 60_000, seed=3, share=0.5)
+@pytest.fixture(scope="module")
+def experiment(world, platform) -> pd.DataFrame:
+    """Half of 60,000 requests shuffled, half in auction order."""
+    return served(world, platform, 1, 60_000, seed=3, share=0.5)
+
+
+def test_shuffled_slots_recover_the_curve_and_auction_order_overstates_it(world, experiment):
+    log = experiment
     assert set(log["position"]) == set(SLOTS)
     shuffled = log[log["shuffled"] & (log["slots_filled"] == 3)]
     np.testing.assert_allclose(relative_examination(shuffled["position"], shuffled["clicked"]),
                                world.examine(SLOTS), rtol=0.10)
     # In auction order the best ads sit on top: the lower slots look worse than they are.
     kept = log[~log["shuffled"] & (log["slots_filled"] == 3)]
-    naive = relative_examination(kept["position"], kept["true_p"] > np.median(kept["true_p"]))
     by_truth = kept.groupby("position")["true_p"].mean()
-    assert by_truth[3] / by_truth[1] < world.examine(3)
-    assert naive[2] < 1.0
+    assert by_truth[3] / by_truth[1] < 0.9 * world.examine(3)
+    naive = relative_examination(kept["position"], kept["clicked"])
+    assert naive[2] < world.examine(3)
 
 
 def test_shuffling_keeps_each_request_ads_and_moves_only_the_experiment(world, platform):
@@ -114,9 +120,8 @@ def test_shuffling_keeps_each_request_ads_and_moves_only_the_experiment(world, p
         log.groupby("request_id").size())
 
 
-def test_shuffled_requests_lose_clicks(world, platform):
-    log = served(world, platform, 1, 40_000, seed=5, share=0.5)
-    by_arm = log.groupby("shuffled")["true_p"].mean()
+def test_shuffled_requests_lose_clicks(experiment):
+    by_arm = experiment.groupby("shuffled")["true_p"].mean()
     assert by_arm[True] < by_arm[False]
 
 
@@ -167,7 +172,7 @@ def test_at_position_rewrites_the_slot_and_keeps_the_categories(world):
 @pytest.fixture(scope="module")
 def position_data(world, platform):
     """Two served logs of the same day and size: one to train on, one to test."""
-    return served(world, platform, 1, 60_000, seed=7), served(world, platform, 1, 60_000, seed=8)
+    return served(world, platform, 1, 40_000, seed=7), served(world, platform, 1, 40_000, seed=8)
 
 
 def test_position_feature_served_at_slot_1_is_calibrated_at_slot_1(world, position_data):
