@@ -727,7 +727,8 @@ plt.close(fig)
 # :name: fig-step6-age-topic
 #
 # Position-normalized CTR of each age band (rows) on each ad topic (columns) on
-# day 2, relative to the day, on a log2 scale: red above average, blue below.
+# day 2, relative to the day, on a log2 scale: red above average, blue below
+# (capped at 4x either way; cells with few impressions are noisy).
 # ```
 #
 # **Takeaway:** tastes differ by age *per topic*, an interaction one weight per
