@@ -66,6 +66,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from adsys import metrics, plots
 from adsys.auction import run_auction
@@ -89,6 +90,7 @@ from adsys.simulate import SimulationConfig, simulate
 from adsys.world import World
 
 plots.style()
+threadpool_limits(1)      # one thread per numeric library: small, shared machines
 SEED = 0
 N_REQUESTS = 50_000       # requests per simulated day (the default world has 100k)
 WINDOW = 3600.0           # attribution window of the labels, seconds
@@ -193,7 +195,7 @@ CROSSES = (("age_band", "ad_topic"), ("gender", "ad_topic"), ("hour", "ad_topic"
 ladder = {
     "logistic": LogisticClickModel(downsampling_rate=KEEP),
     "logistic + crosses": LogisticClickModel(downsampling_rate=KEEP, crosses=CROSSES),
-    "LightGBM": LightGBMClickModel(n_estimators=150, learning_rate=0.1, n_jobs=1,
+    "LightGBM": LightGBMClickModel(n_estimators=100, learning_rate=0.15, n_jobs=1,
                                    downsampling_rate=KEEP),
     "trees -> logistic": TreeLogisticClickModel(downsampling_rate=KEEP),
 }
@@ -616,8 +618,8 @@ plt.close(fig)
 # %% tags=["remove-cell"]
 SHOWN = 0.1
 shown = curve.loc[SHOWN]
-assert shown["speed-up"] >= 2 and shown["log loss increase (%)"] < 1, \
-    "the prose says w = 0.1 halves training time for under 1% more log loss"
+assert shown["log loss increase (%)"] < 1, "the prose calls w = 0.1 affordable"
+assert curve["train (CPU s)"].iloc[-1] < curve["train (CPU s)"].iloc[0]
 fastest_ok = SHOWN
 glue("ds_fastest_ok", f"{SHOWN:g}", display=False)
 glue("ds_speedup", f"{curve.loc[SHOWN, 'speed-up']:.1f}", display=False)
@@ -635,13 +637,13 @@ glue("ds_cal_ok", f"{curve.loc[fastest_ok, 'calibration']:.3f}", display=False)
 # ```{glue:figure} fig_downsampling
 # :name: fig-step6-downsampling
 #
-# The logistic model retrained on the same two days with non-clicks kept at
-# rate w (log scale): CPU training time (left) and held-out log loss relative to
+# The logistic model retrained on days 1 and 2 with non-clicks kept at rate w
+# (log scale): CPU training time (left) and held-out log loss relative to
 # keeping everything (right), after the recalibration.
 # ```
 #
-# **Takeaway:** most non-clicks can go: training time falls about as fast as
-# the rows, log loss barely moves until w gets small.
+# **Takeaway:** most non-clicks can go: the rows, and the training time with
+# them, shrink much faster than the log loss grows.
 #
 # At w = {glue:text}`ds_fastest_ok` training is {glue:text}`ds_speedup` times
 # faster for {glue:text}`ds_increase` more log loss; at w =
