@@ -88,7 +88,9 @@ class LogStore:
     def sql(self, query: str, **parameters: object) -> pd.DataFrame:
         """Run DuckDB SQL over the stored tables; ``$name`` placeholders take ``parameters``.
 
-        Each table is a view over its Parquet files with a ``day`` partition column.
+        Each table is a view over its Parquet files with a ``day`` partition column
+        (a table with no stored day has no view). A query DuckDB cannot run raises
+        ValueError with DuckDB's message.
         """
         if not isinstance(query, str):
             raise TypeError(f"query must be a string; got {type(query).__name__}")
@@ -99,7 +101,10 @@ class LogStore:
                     connection.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet("
                                        f"'{pattern}', hive_partitioning = true, "
                                        f"hive_types = {{'day': INTEGER}})")
-            return connection.execute(query, parameters or None).df()
+            try:
+                return connection.execute(query, parameters or None).df()
+            except duckdb.Error as error:
+                raise ValueError(f"query failed in the store at {self.root}: {error}") from None
 
     def join_clicks(self, window_seconds: float, days: list[int] | None = None) -> pd.DataFrame:
         """Impressions labelled with the clicks of the store, in SQL.
