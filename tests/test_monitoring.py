@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import json
+
+import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
 from adsys import metrics
-from adsys.monitoring import alerts, drift_table, ks_test, psi, segment_metrics
+from adsys.monitoring import (
+    Monitor,
+    alerts,
+    calibration_shift,
+    drift_figure,
+    drift_table,
+    ks_test,
+    psi,
+    quality_figure,
+    segment_metrics,
+)
+
+matplotlib.use("Agg")
 
 
 @pytest.fixture
@@ -147,3 +162,116 @@ def test_alerts_flag_drift_and_calibration_outside_the_range(labelled):
     assert alerts(drift, quality, psi_threshold=0.5, calibration_range=(0.5, 2.0)) == []
     with pytest.raises(ValueError, match="psi_threshold"):
         alerts(drift, quality, psi_threshold=0)
+
+
+# ---- the daily monitor ---------------------------------------------------------------
+
+def test_calibration_shift_scales_with_the_clicks_behind_it():
+    ratio, z = calibration_shift([100, 10000, 0], [120, 12000, 5], [300, 30000, 30],
+                                 [300, 30000, 30])
+    np.testing.assert_allclose(ratio[:2], [1.2, 1.2])
+    assert z[0] == pytest.approx(np.log(1.2) / np.sqrt(1 / 100 + 1 / 300))
+    assert z[1] == pytest.approx(10 * z[0])        # 100x the clicks: 10x the z
+    assert np.isnan(ratio[2]) and np.isnan(z[2])   # no click today: undefined
+    with pytest.raises(ValueError, match="same length"):
+        calibration_shift([1], [1, 2], [1], [1])
+    with pytest.raises(ValueError, match=">= 0"):
+        calibration_shift([-1], [1], [1], [1])
+
+
+def day_of_traffic(rng: np.random.Generator, n: int = 20_000, calibration: float = 1.0,
+                   broken: bool = False) -> pd.DataFrame:
+    """Labelled impressions whose true CTR is the prediction / ``calibration``; with
+    ``broken`` the tablets' ``share`` feature reads 0."""
+    device = rng.choice(["mobile", "desktop", "tablet"], n, p=[0.6, 0.3, 0.1])
+    p = rng.beta(2, 60, n)
+    frame = pd.DataFrame({"device": device, "share": rng.beta(2, 20, n) + 0.01,
+                          "pctr": p, "clicked": (rng.random(n) < p / calibration).astype(int)})
+    if broken:
+        frame.loc[frame["device"] == "tablet", "share"] = 0.0
+    return frame
+
+
+def test_the_monitor_is_quiet_on_steady_days_and_flags_the_day_things_change(rng):
+    monitor = Monitor(["share", "pctr"], quality_by=["device"], drift_by="device",
+                      prediction="pctr", reference_days=3)
+    for day in range(8):
+        assert monitor.observe(day, day_of_traffic(rng)).empty, day
+    broken = monitor.observe(8, day_of_traffic(rng, broken=True))
+    assert broken[["kind", "segment", "value", "metric"]].values.tolist() == [
+        ["drift", "device", "tablet", "PSI of share"]]
+    assert "day 8: share drifted on device=tablet" in broken["message"][0]
+    off = monitor.observe(9, day_of_traffic(rng, calibration=1.5))
+    assert "all" in set(off.loc[off["kind"] == "calibration", "segment"])
+    # The broken day is now in the reference: its echo flags the healthy tablets.
+    echo = off[off["kind"] == "drift"]
+    assert echo[["value", "metric"]].values.tolist() == [["tablet", "PSI of share"]]
+    assert off.loc[off["segment"] == "all", "observed"].item() == pytest.approx(1.5, rel=0.1)
+    assert set(monitor.alerts["day"]) == {8, 9}
+    quality = monitor.quality
+    assert len(quality) == 10 * 4                   # all traffic + 3 devices, each day
+    overall = quality[quality["segment"] == "all"].set_index("day")
+    assert overall.loc[9, "calibration"] > 1.3 > overall.loc[8, "calibration"]
+    assert set(monitor.drift["day"]) == set(range(1, 10))   # no reference on day 0
+    json.dumps(monitor.to_dict())                   # the report serializes as is
+
+
+def test_a_steady_miscalibration_raises_nothing_but_a_change_does(rng):
+    monitor = Monitor(["pctr"], prediction="pctr", reference_days=2)
+    for day in range(4):
+        assert monitor.observe(day, day_of_traffic(rng, calibration=1.3)).empty
+    assert not monitor.observe(4, day_of_traffic(rng, calibration=1.0)).empty
+
+
+def test_a_small_segment_needs_a_larger_move_to_alert(rng):
+    # The same 30% move: significant on the whole day, not on a segment of 150 rows.
+    monitor = Monitor(["pctr"], quality_by=["device"], prediction="pctr")
+    small = {"mobile": 0.99, "desktop": 0.005, "tablet": 0.005}
+    for day in range(3):
+        monitor.observe(day, day_of_traffic(rng, n=30_000))
+    moved = day_of_traffic(rng, n=30_000, calibration=1.3)
+    alerts_today = monitor.observe(3, moved)
+    assert "all" in set(alerts_today["value"]) and small["tablet"] < 0.01
+    tablet = monitor.quality.query("day == 3 and value == 'tablet'")
+    assert tablet["clicks"].item() < 150 and "tablet" not in set(alerts_today["value"])
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"columns": "share"}, TypeError, "columns"),
+    ({"columns": []}, ValueError, "columns"),
+    ({"quality_by": [1]}, TypeError, "quality_by"),
+    ({"drift_by": ["device"]}, TypeError, "drift_by"),
+    ({"reference_days": 0}, ValueError, "reference_days"),
+    ({"psi_threshold": -0.1}, ValueError, "psi_threshold"),
+    ({"z_threshold": 0}, ValueError, "z_threshold"),
+    ({"min_change": 2.0}, ValueError, "min_change"),
+    ({"min_rows": 0}, ValueError, "min_rows"),
+    ({"sample_size": 1.5}, TypeError, "sample_size"),
+    ({"prediction": None}, TypeError, "prediction"),
+])
+def test_a_bad_monitor_setting_is_rejected_naming_it(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        Monitor(**{"columns": ["share"], **kwargs})
+
+
+def test_the_monitor_rejects_days_out_of_order_and_missing_columns(rng):
+    monitor = Monitor(["share"], quality_by=["device"], prediction="pctr")
+    monitor.observe(3, day_of_traffic(rng, n=500))
+    with pytest.raises(ValueError, match="day"):
+        monitor.observe(3, day_of_traffic(rng, n=500))
+    with pytest.raises(ValueError, match="missing columns \\['share'\\]"):
+        monitor.observe(4, day_of_traffic(rng, n=500).drop(columns="share"))
+    with pytest.raises(TypeError, match="labelled"):
+        monitor.observe(4, [1, 2])
+    assert len(monitor.quality) == 4 and monitor.alerts.empty
+
+
+def test_the_monitoring_figures_draw_every_segment(rng):
+    monitor = Monitor(["share", "pctr"], quality_by=["device"], drift_by="device",
+                      prediction="pctr")
+    for day in range(4):
+        monitor.observe(day, day_of_traffic(rng, n=3000, broken=day == 3))
+    fig = quality_figure(monitor.quality, "device", events={"fault": 3})
+    assert [len(ax.lines) for ax in fig.axes] == [4 + 2, 4 + 1]   # + reference lines
+    fig = drift_figure(monitor.drift, events={"fault": 3})
+    assert len(fig.axes[0].lines) == 2 + 2 and fig.axes[0].get_yscale() == "log"

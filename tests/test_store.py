@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adsys.events import join_clicks
+from adsys.events import closed_labels, join_clicks
 from adsys.simulate import SimulationConfig, simulate
 from adsys.store import TABLES, LogStore
 from adsys.world import World
@@ -67,6 +67,16 @@ def test_sql_join_equals_the_pandas_join(store, window):
     assert joined["clicked"].sum() == report.attributed
     assert joined["late_click"].sum() == report.late
     assert report.duplicates > 0 and (report.late > 0) == (window < 86_400)
+
+
+@pytest.mark.parametrize("as_of", [0.5 * 86_400, 86_400.0, 2 * 86_400 + 1800.0, 1e7])
+def test_sql_join_as_of_a_time_equals_the_closed_labels(store, as_of):
+    # The nightly job's view: only clicks received by then, only closed windows.
+    store, impressions, clicks = store
+    expected = closed_labels(impressions, clicks, 3600, as_of)
+    assert_same_labels(store.join_clicks(3600, as_of=as_of), expected)
+    day1 = store.join_clicks(3600, days=[1], as_of=as_of)
+    assert_same_labels(day1, expected[expected["day"] == 1])
 
 
 def test_sql_join_of_chosen_days_keeps_clicks_stored_on_other_days(tmp_path):
@@ -141,6 +151,8 @@ def test_a_fresh_store_object_reads_what_another_wrote(tmp_path):
     (lambda s: s.join_clicks("3600"), TypeError, "window_seconds"),
     (lambda s: s.join_clicks(60, days=[-1]), ValueError, "days"),
     (lambda s: s.join_clicks(60, days=[0.5]), TypeError, "days"),
+    (lambda s: s.join_clicks(60, as_of=-1.0), ValueError, "as_of"),
+    (lambda s: s.join_clicks(60, as_of=np.nan), ValueError, "as_of"),
 ])
 def test_bad_input_is_rejected_naming_the_parameter(tmp_path, call, error, message):
     store = LogStore(tmp_path)
@@ -155,4 +167,4 @@ def test_a_join_without_clicks_says_so(tmp_path):
     store.write_day(0, impressions=pd.DataFrame({"impression_id": [0], "time": [0.0]}))
     with pytest.raises(ValueError, match="no clicks"):
         store.join_clicks(60)
-    assert set(TABLES) == {"impressions", "clicks", "requests"}
+    assert set(TABLES) == {"impressions", "clicks", "requests", "candidates"}

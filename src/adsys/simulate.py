@@ -30,9 +30,11 @@ from adsys.observable import SECONDS_PER_DAY, Requests
 from adsys.pacing import Pacer, charge, traffic_forecast
 from adsys.prediction import ClickModel, LogisticClickModel, downsample_negatives
 from adsys.selection import LightModel
-from adsys.serving import AdServer, FeatureFault, SplitServer, StageTimer
+from adsys.serving import AdServer, FeatureFault, SplitServer, StageTimer, uniform_hash
 from adsys.validation import check_int, check_range
 from adsys.world import World
+
+CANDIDATE_SALT = 0x5EED   # fixes which requests' candidates are logged (a hash, not the rng)
 
 ModelFactory = Callable[..., ClickModel]
 """Builds an unfitted click model; called as ``make_model(downsampling_rate=w)``."""
@@ -53,6 +55,7 @@ class SimulationConfig:
     downsampling_rate: float = 0.2          # share of non-clicks kept for training
     exploration: float = 0.0                # share of requests with a random slot-1 ad
     fault: FeatureFault | None = None       # a serving bug to inject (Step 7)
+    candidate_share: float = 0.0            # share of requests whose candidates are logged
 
     def __post_init__(self) -> None:
         steps = check_int("steps_per_day", self.steps_per_day, 24)
@@ -71,6 +74,7 @@ class SimulationConfig:
         check_range("exploration", self.exploration, 0, 1, high_open=True)
         if self.fault is not None and not isinstance(self.fault, FeatureFault):
             raise TypeError(f"fault must be a FeatureFault; got {type(self.fault).__name__}")
+        check_range("candidate_share", self.candidate_share, 0, 1)
 
 
 @dataclass
@@ -83,6 +87,9 @@ class DayResult:
     ``charged`` and ``unbilled`` (dollars billed for its click and the part above the
     budget). ``clicks`` holds every click event received for the day's impressions,
     duplicates and late arrivals included. ``requests`` is the day's request log.
+    ``candidates`` (with ``SimulationConfig(candidate_share > 0)``) holds the
+    candidates the click model scored for a sample of the requests (see
+    :attr:`AdServer.candidates`): what a counterfactual replay of another model needs.
     """
 
     day: int
@@ -92,6 +99,7 @@ class DayResult:
     pacer: Pacer
     model: ClickModel
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    candidates: pd.DataFrame | None = None
 
     @property
     def n_requests(self) -> int:
@@ -186,9 +194,16 @@ def simulate_day(world: World, server: AdServer | SplitServer, day: int, rng: np
     billing = _Billing(budgets, first_impression_id)
     timer = StageTimer()
     logs, events, next_id = [], [], first_impression_id
+    candidates = [] if config.candidate_share > 0 and getattr(server, "log_candidates", False) \
+        else None
     for step in range(steps):
         batch = requests.take(slice(bounds[step], bounds[step + 1]))
         log = server.serve(batch, day, pacer.rates(), rng, timer)
+        if candidates is not None and server.candidates is not None:
+            scored = server.candidates
+            sampled = uniform_hash(scored["request_id"].to_numpy(), np.zeros(len(scored), int),
+                                   CANDIDATE_SALT) < config.candidate_share
+            candidates.append(scored[sampled])
         with timer.stage("clicks"):
             log.insert(0, "impression_id", np.arange(next_id, next_id + len(log)))
             next_id += len(log)
@@ -210,7 +225,8 @@ def simulate_day(world: World, server: AdServer | SplitServer, day: int, rng: np
     impressions["unbilled"] = billing.unbilled
     clicks = pd.concat(events, ignore_index=True).sort_values("click_time", kind="stable")
     return DayResult(day, requests, impressions, clicks.reset_index(drop=True), pacer,
-                     server.model, dict(timer.seconds))
+                     server.model, dict(timer.seconds),
+                     None if candidates is None else pd.concat(candidates, ignore_index=True))
 
 
 @dataclass(frozen=True)
@@ -274,7 +290,8 @@ def simulate(world: World, days: int, seed: int,
     for day in range(days):
         server = AdServer(view, models.heavy, history, exposures, models.light, k=config.k,
                           reserve=config.reserve, model_version=day,
-                          exploration=config.exploration, fault=config.fault)
+                          exploration=config.exploration, fault=config.fault,
+                          log_candidates=config.candidate_share > 0)
         result = simulate_day(world, server, day, rng, config, forecast, n_requests,
                               first_request, first_impression)
         first_request += result.n_requests

@@ -3,9 +3,9 @@
 Production ad platforms keep their logs in a warehouse or a data lake, one partition
 per day, and build training data and monitoring with SQL (BigQuery, Snowflake,
 Spark SQL, Presto/Trino). :class:`LogStore` is that in miniature: each day's
-impressions, clicks and requests are written as Parquet files under
-``root/<table>/day=<d>/``, and :meth:`LogStore.sql` runs DuckDB SQL over the
-tables ``impressions``, ``clicks`` and ``requests``. The same queries run unchanged
+impressions, clicks, requests and (if logged) scored candidates are written as
+Parquet files under ``root/<table>/day=<d>/``, and :meth:`LogStore.sql` runs DuckDB
+SQL over the tables ``impressions``, ``clicks``, ``requests`` and ``candidates``. The same queries run unchanged
 on a warehouse over billions of rows; only the engine changes.
 
 :meth:`LogStore.join_clicks` is the click join of :func:`adsys.events.join_clicks`
@@ -24,12 +24,13 @@ from adsys.validation import check_int, check_range
 
 __all__ = ["TABLES", "LogStore"]
 
-TABLES = ("impressions", "clicks", "requests")
+TABLES = ("impressions", "clicks", "requests", "candidates")
 
 JOIN_SQL = """
 WITH first_click AS (
     SELECT impression_id, MIN(click_time) AS click_time
     FROM clicks
+    WHERE click_time <= $as_of
     GROUP BY impression_id
 )
 SELECT i.*,
@@ -57,7 +58,7 @@ class LogStore:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def write_day(self, day: int, **tables: pd.DataFrame) -> None:
-        """Write one day's tables (any of ``impressions``, ``clicks``, ``requests``).
+        """Write one day's tables (any of :data:`TABLES`).
 
         A day written again replaces its earlier files, so a rerun never duplicates.
         Categorical columns are stored as their values (strings or numbers); a ``day``
@@ -106,20 +107,29 @@ class LogStore:
             except duckdb.Error as error:
                 raise ValueError(f"query failed in the store at {self.root}: {error}") from None
 
-    def join_clicks(self, window_seconds: float, days: list[int] | None = None) -> pd.DataFrame:
+    def join_clicks(self, window_seconds: float, days: list[int] | None = None,
+                    as_of: float | None = None) -> pd.DataFrame:
         """Impressions labelled with the clicks of the store, in SQL.
 
         The same rule as :func:`adsys.events.join_clicks`: the first click of each
         impression counts, duplicates count once, and an impression is a positive
         if that click came within ``window_seconds``. ``days`` limits the impressions
-        (clicks of any day may join them).
+        (clicks of any day may join them). With ``as_of`` (seconds since day 0), the
+        labels a nightly job has at that time, as :func:`adsys.events.closed_labels`:
+        only clicks received by then, only impressions whose window has closed.
         """
         window = check_range("window_seconds", window_seconds, 0, np.inf, low_open=True,
                              high_open=True)
-        where = ""
+        conditions = []
         if days is not None:
             chosen = [check_int("days", d, 0) for d in days]
-            where = f"WHERE i.day IN ({', '.join(map(str, chosen))})" if chosen else "WHERE FALSE"
+            conditions.append(f"i.day IN ({', '.join(map(str, chosen))})" if chosen
+                              else "FALSE")
+        if as_of is not None:
+            as_of = check_range("as_of", as_of, 0, np.inf, high_open=True)
+            conditions.append("i.time + $window <= $as_of")
         if not self.days("clicks"):
             raise ValueError(f"the store at {self.root} has no clicks table")
-        return self.sql(JOIN_SQL.format(where=where), window=window)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        return self.sql(JOIN_SQL.format(where=where), window=window,
+                        as_of=np.inf if as_of is None else as_of)
