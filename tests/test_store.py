@@ -79,6 +79,18 @@ def test_sql_join_as_of_a_time_equals_the_closed_labels(store, as_of):
     assert_same_labels(day1, expected[expected["day"] == 1])
 
 
+def test_sql_join_returns_the_columns_asked_for(store):
+    store, impressions, clicks = store
+    picked = store.join_clicks(3600, columns=["device", "time"])
+    assert list(picked.columns) == ["impression_id", "device", "time", "click_time",
+                                    "clicked", "late_click"]
+    assert_same_labels(picked, join_clicks(impressions, clicks, 3600)[0])
+    with pytest.raises(TypeError, match="columns"):
+        store.join_clicks(3600, columns="device")
+    with pytest.raises(TypeError, match="columns"):
+        store.join_clicks(3600, columns=["device; DROP TABLE clicks"])
+
+
 def test_sql_join_of_chosen_days_keeps_clicks_stored_on_other_days(tmp_path):
     # A click filed under day 1 (it arrived after midnight) still labels its day-0
     # impression; the day filter applies to impressions only.

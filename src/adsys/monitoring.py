@@ -179,7 +179,7 @@ def calibration_shift(clicks: ArrayLike, expected: ArrayLike, reference_clicks: 
     if len({len(a) for a in arrays}) > 1:
         raise ValueError("clicks, expected, reference_clicks and reference_expected must "
                          "have the same length")
-    if min((a.min(initial=0.0) for a in arrays)) < 0:
+    if min(a.min(initial=0.0) for a in arrays) < 0:
         raise ValueError("clicks and expected clicks must be >= 0")
     ok = (c > 0) & (rc > 0) & (e > 0) & (re > 0)
     ratio = np.full(len(c), np.nan)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adsys.features import from_log
+from adsys.features import FEATURE_COLUMNS, from_log
 from adsys.observable import SECONDS_PER_DAY, PlatformView
 from adsys.prediction import ClickModel, downsample_negatives
 from adsys.store import LogStore
@@ -92,7 +92,8 @@ def fit_on_days(store: LogStore, view: PlatformView, days: tuple[int, ...] | lis
         raise TypeError(f"store must be a LogStore; got {type(store).__name__}")
     w = check_range("downsampling_rate", downsampling_rate, 0, 1, low_open=True)
     closed = store.join_clicks(window_seconds, days=days,
-                               as_of=(days[-1] + 1) * SECONDS_PER_DAY)
+                               as_of=(days[-1] + 1) * SECONDS_PER_DAY,
+                               columns=["time", *(f"f_{c}" for c in FEATURE_COLUMNS)])
     if closed["clicked"].nunique() < 2:
         raise ValueError(f"days {days} hold no clicks (or only clicks) to learn from")
     closed = closed[downsample_negatives(closed["clicked"], w, rng)]
