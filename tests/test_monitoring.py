@@ -275,3 +275,28 @@ def test_the_monitoring_figures_draw_every_segment(rng):
     assert [len(ax.lines) for ax in fig.axes] == [4 + 2, 4 + 1]   # + reference lines
     fig = drift_figure(monitor.drift, events={"fault": 3})
     assert len(fig.axes[0].lines) == 2 + 2 and fig.axes[0].get_yscale() == "log"
+
+
+def test_the_command_line_writes_a_monitoring_report_that_catches_its_fault(tmp_path,
+                                                                            capsys):
+    from adsys.__main__ import main
+
+    out = tmp_path / "run"
+    assert main(["simulate", "--days", "4", "--seed", "1", "--requests", "2000",
+                 "--fault-day", "2", "--fault-device", "mobile", "--out", str(out)]) == 0
+    report = json.loads((out / "monitoring.json").read_text())
+    assert report["events"] == {"fault": 2} and report["detection_delay_days"] == {"fault": 0}
+    first = [a for a in report["alerts"] if a["day"] == 2]
+    assert any(a["kind"] == "drift" and a["value"] == "mobile"
+               and a["metric"] == "PSI of f_user_topic_view_share" for a in first)
+    assert not [a for a in report["alerts"] if a["day"] < 2 and a["kind"] == "drift"]
+    days = {row["day"] for row in report["quality"]}
+    assert days == {0, 1, 2, 3}
+    assert {row["value"] for row in report["quality"] if row["segment"] == "f_device"} == {
+        "mobile", "desktop", "tablet"}
+    for figure in ("monitoring_quality.png", "monitoring_drift.png"):
+        assert (out / figure).stat().st_size > 10_000
+    printed = capsys.readouterr()
+    assert "monitoring:" in printed.out and "day 2: f_user_topic_view_share drifted" in \
+        printed.out
+    assert "monitoring" in printed.err             # the progress bar

@@ -41,6 +41,17 @@ def test_the_shift_moves_topic_appeal_from_its_day_on_and_not_before(worlds):
     assert np.abs(jumps[0]).max() > 0.3 and np.std(jumps[0]) == pytest.approx(1.0, abs=0.5)
 
 
+def test_the_shift_is_its_mean_plus_its_size_times_one_draw_per_topic(worlds):
+    calm, shifted = worlds
+    shock = World(WorldConfig.load(shift_day=SHIFT_DAY, shift_mean=-0.4, shift_size=0.5),
+                  seed=3)
+    unit = shifted.topic_drift(SHIFT_DAY) - calm.topic_drift(SHIFT_DAY)   # mean 0, size 1
+    jump = shock.topic_drift(SHIFT_DAY) - calm.topic_drift(SHIFT_DAY)
+    np.testing.assert_allclose(jump, -0.4 + 0.5 * unit, atol=1e-12)
+    np.testing.assert_array_equal(shock.topic_drift(SHIFT_DAY - 1),
+                                  calm.topic_drift(SHIFT_DAY - 1))
+
+
 def test_the_shift_changes_click_probabilities_only_through_the_topic(worlds):
     calm, shifted = worlds
     rng = np.random.default_rng(0)
@@ -76,6 +87,7 @@ def test_seasons_swing_each_topic_with_the_configured_period_and_amplitude():
 @pytest.mark.parametrize("field, value, error", [
     ("shift_day", -2, ValueError), ("shift_day", 3.0, TypeError),
     ("shift_size", -0.5, ValueError), ("shift_size", float("nan"), ValueError),
+    ("shift_mean", -6.0, ValueError), ("shift_mean", "down", TypeError),
     ("drift_amplitude", -1.0, ValueError), ("drift_period_days", 0.5, ValueError),
     ("drift_period_days", "weekly", TypeError),
 ])

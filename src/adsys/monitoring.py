@@ -23,8 +23,17 @@ from numpy.typing import ArrayLike
 
 from adsys.validation import as_1d, check_int, check_range
 
-__all__ = ["KSResult", "Monitor", "alerts", "calibration_shift", "drift_figure", "drift_table",
-           "ks_test", "psi", "quality_figure", "segment_metrics"]
+__all__ = ["WATCHED_COLUMNS", "KSResult", "Monitor", "alerts", "calibration_shift",
+           "drift_figure", "drift_table", "ks_test", "psi", "quality_figure", "segment_metrics"]
+
+WATCHED_COLUMNS = (
+    "f_user_topic_view_share", "f_user_log_views", "f_declared_interest", "f_n_declared",
+    "f_page_topic_match", "f_log_exposures", "pctr",
+)
+"""Columns worth a drift alert by default: profile, page and browsing features and the
+prediction. Features built from cumulative click counts (an ad's impressions and CTR
+so far) move every night by construction as counts grow, so their PSI against the
+days before is high even when nothing happened; Step 7 measures it."""
 
 PSI_ALERT = 0.25
 CALIBRATION_RANGE = (0.9, 1.1)
