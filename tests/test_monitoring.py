@@ -152,6 +152,15 @@ def test_a_segment_failure_hides_in_the_total_but_not_in_its_segment(rng):
     assert messages[0].startswith("drift: share on tablet PSI")
 
 
+def test_drift_can_skip_the_ks_statistic(rng):
+    reference = pd.DataFrame({"x": rng.normal(size=3000), "d": rng.choice(["a", "b"], 3000)})
+    current = reference.assign(x=rng.normal(0.5, 1.0, 3000))
+    full = drift_table(reference, current, ["x"], by="d")
+    fast = drift_table(reference, current, ["x"], by="d", ks=False)
+    pd.testing.assert_series_equal(full["psi"], fast["psi"])
+    assert fast["ks"].isna().all() and (full["ks"] > 0.1).all()
+
+
 def test_alerts_flag_drift_and_calibration_outside_the_range(labelled):
     drift = pd.DataFrame({"column": ["x", "y"], "n": [10, 10], "psi": [0.3, 0.05],
                           "ks": [0.2, 0.1]})
@@ -248,6 +257,7 @@ def test_a_small_segment_needs_a_larger_move_to_alert(rng):
     ({"min_rows": 0}, ValueError, "min_rows"),
     ({"sample_size": 1.5}, TypeError, "sample_size"),
     ({"prediction": None}, TypeError, "prediction"),
+    ({"ks": "no"}, TypeError, "ks"),
 ])
 def test_a_bad_monitor_setting_is_rejected_naming_it(kwargs, error, message):
     with pytest.raises(error, match=message):

@@ -219,15 +219,17 @@ def from_log(view: PlatformView, logged: pd.DataFrame, prefix: str = "f_") -> pd
     columns = {}
     for column in FEATURE_COLUMNS:
         values = logged[prefix + column]
-        if column in types:
-            if values.dtype != types[column]:
-                unknown = ~values.isin(types[column].categories)
-                if unknown.any():
-                    raise ValueError(f"logged column {prefix + column!r} holds values outside "
-                                     f"the view's categories: "
-                                     f"{list(values[unknown].unique()[:5])}")
-                values = values.astype(types[column])
-        columns[column] = values.to_numpy() if column not in types else values.array
+        if column not in types:
+            columns[column] = values.to_numpy()
+        elif values.dtype == types[column]:
+            columns[column] = values.array
+        else:
+            codes = types[column].categories.get_indexer(values)
+            if (codes < 0).any():
+                raise ValueError(f"logged column {prefix + column!r} holds values outside "
+                                 f"the view's categories: "
+                                 f"{list(pd.unique(values[codes < 0])[:5])}")
+            columns[column] = pd.Categorical.from_codes(codes, dtype=types[column])
     return pd.DataFrame(columns, index=logged.index, copy=False)
 
 

@@ -57,6 +57,8 @@ class LogStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._connection: duckdb.DuckDBPyConnection | None = None
+        self._views: dict[str, list[int]] = {}   # the days each view was created over
 
     def write_day(self, day: int, **tables: pd.DataFrame) -> None:
         """Write one day's tables (any of :data:`TABLES`).
@@ -96,17 +98,26 @@ class LogStore:
         """
         if not isinstance(query, str):
             raise TypeError(f"query must be a string; got {type(query).__name__}")
-        with duckdb.connect() as connection:
-            for table in TABLES:
-                if self.days(table):
-                    pattern = (self.root / table / "day=*" / "*.parquet").as_posix()
-                    connection.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet("
-                                       f"'{pattern}', hive_partitioning = true, "
-                                       f"hive_types = {{'day': INTEGER}})")
-            try:
-                return connection.execute(query, parameters or None).df()
-            except duckdb.Error as error:
-                raise ValueError(f"query failed in the store at {self.root}: {error}") from None
+        connection = self._connect()
+        try:
+            return connection.execute(query, parameters or None).fetchdf()
+        except duckdb.Error as error:
+            raise ValueError(f"query failed in the store at {self.root}: {error}") from None
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """One DuckDB connection per store; a table's view is (re)created when the days
+        on disk changed since, so a query always sees every day written."""
+        if self._connection is None:
+            self._connection = duckdb.connect()
+        for table in TABLES:
+            days = self.days(table)
+            if days and self._views.get(table) != days:
+                pattern = (self.root / table / "day=*" / "*.parquet").as_posix()
+                self._connection.execute(
+                    f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet("
+                    f"'{pattern}', hive_partitioning = true, hive_types = {{'day': INTEGER}})")
+                self._views[table] = days
+        return self._connection
 
     def join_clicks(self, window_seconds: float, days: list[int] | None = None,
                     as_of: float | None = None,
