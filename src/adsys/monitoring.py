@@ -439,7 +439,7 @@ def quality_figure(quality: pd.DataFrame, segment: str, events: dict[str, int] |
         axes[1].plot(part["day"], part["ne"], label=label, **style)
     for ax, title, unit in ((axes[0], "Calibration", "predicted / observed clicks"),
                             (axes[1], "Normalized entropy", "NE (lower is better)")):
-        ax.set(title=f"{title} by {segment}", xlabel="day", ylabel=unit)
+        ax.set(title=f"{title} by {segment.removeprefix('f_')}", xlabel="day", ylabel=unit)
         _mark(ax, events)
     axes[0].axhline(1.0, color="0.5", lw=0.8, ls=":")
     axes[1].legend(fontsize=8)
