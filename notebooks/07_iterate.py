@@ -360,13 +360,14 @@ step7.detection_delays(delays, alerts, EVENTS)
 
 # %% [markdown]
 # An alert on the event's day is the floor for a morning-after report. How many
-# alerts came on days when nothing changed? Count the days from day 4 that are
-# not within the reference window after an event (an alert there is the event's
-# echo: the reference days still hold the old world).
+# alerts came on days when nothing changed? An event echoes for a while: the
+# nightly model needs three nights to retrain on the new world, and the
+# three-day reference three more days to fill with it, so alerts in the six days
+# after an event are its after-effects. Count the other days from day 4.
 
 # %%
-echo = {d for start in EVENTS.values()
-        for d in range(start, start + config.training_days + 1)}
+settle = config.training_days + monitor.reference_days
+echo = {d for start in EVENTS.values() for d in range(start, start + settle + 1)}
 quiet_days = [d for d in range(launch_days, DAYS) if d not in echo]
 false_alarm_days = sorted(set(alerts["day"]) & set(quiet_days))
 pd.Series({"quiet days": len(quiet_days), "days with an alert": len(false_alarm_days),
@@ -382,15 +383,22 @@ assert delays == {"shift": 0, "fault": 0}
 assert set(first_shift["kind"]) == {"calibration"}
 assert "drift" in set(first_fault["kind"])
 glue("shift_alerts", f"{len(first_shift)}", display=False)
+names = {"all": "all traffic", "f_device": "a device", "f_ad_topic": "ad topics"}
+where = [names[g] for g in names if g in set(first_shift["segment"])]
+glue("shift_where", ", ".join(where), display=False)
 glue("fault_alerts", f"{len(first_fault)}", display=False)
 
 # %% [markdown]
 # Both incidents were flagged on the day they started: the shift by
-# {glue:text}`shift_alerts` calibration alerts (on ad topics), the mobile bug by
+# {glue:text}`shift_alerts` calibration alerts ({glue:text}`shift_where`), the
+# mobile bug by
 # {glue:text}`fault_alerts` alerts including the drift of the broken feature. On
 # the {glue:text}`n_quiet` quiet days, {glue:text}`n_false` had an alert
-# ({glue:text}`false_rate`). Four weeks are a small sample for a false-alarm rate;
-# the benchmark measures it on a full-size run with no events.
+# ({glue:text}`false_rate`), all on calibration by segment: the z-score treats
+# clicks as independent draws, but the nightly retrain also moves a segment's
+# calibration, so the real noise is larger than the formula says. Four weeks are a
+# small sample for a false-alarm rate; the benchmark measures it on a full-size run
+# with no events.
 
 # %% [markdown]
 # ## 4. From "revenue dipped" to the root cause
@@ -618,12 +626,13 @@ quiet_curve = curve["quiet weeks"].dropna()
 shift_curve = curve["across the shift"].dropna()
 calm_quiet = fresh[fresh["period"] == "quiet weeks"]
 calm_change = 7 * np.polyfit(calm_quiet["age"], calm_quiet["gap"], 1)[0]   # per week
-assert abs(calm_change) < 0.03          # "barely": under 3 points a week
-assert (shift_curve > quiet_curve.reindex(shift_curve.index)).all()
+cliff = shift_curve.iloc[0] - quiet_curve.loc[shift_curve.index[0]]
+assert cliff > max(calm_change, 0) and shift_curve.mean() > quiet_curve.mean()
 glue("fresh_age1", pct(quiet_curve.iloc[0]), display=False)
 glue("fresh_quiet_age", f"{quiet_curve.index[-1]}", display=False)
 glue("fresh_quiet_old", pct(quiet_curve.iloc[-1]), display=False)
 glue("fresh_quiet_7", f"{100 * calm_change:+.1f} points", display=False)
+glue("fresh_cliff", f"{100 * cliff:+.1f} points", display=False)
 glue("fresh_shift_2", pct(shift_curve.iloc[0]), display=False)
 glue("fresh_shift_mean", pct(shift_curve.mean()), display=False)
 
@@ -638,14 +647,14 @@ glue("fresh_shift_mean", pct(shift_curve.mean()), display=False)
 #
 # **Takeaway:** in quiet weeks the nightly model is {glue:text}`fresh_age1` above
 # the oracle and a {glue:text}`fresh_quiet_age`-day-old one
-# {glue:text}`fresh_quiet_old` (a trend of {glue:text}`fresh_quiet_7` a week): the
-# model is frozen, but the history features it reads (users' and ads' click rates)
-# are refreshed every night and carry most of the freshness. A model trained before the
-# shift is {glue:text}`fresh_shift_2` above the oracle the day after it and
-# {glue:text}`fresh_shift_mean` on average over the following week, whatever its
-# age. Calm decay is slow; a shift is a cliff. He et al. measured a faster calm
-# decay on Facebook's ads {cite}`he2014practical`; how fast to retrain depends on
-# how fast the world moves, and the world does not announce it.
+# {glue:text}`fresh_quiet_old`, a trend of {glue:text}`fresh_quiet_7` a week (the
+# model is frozen, but the history features it reads are still refreshed every
+# night). A model trained before the shift is {glue:text}`fresh_shift_2` above the
+# oracle the day after it ({glue:text}`fresh_cliff` against a calm-week model of
+# the same age) and {glue:text}`fresh_shift_mean` on average over the following
+# week. Calm decay is gradual; a shift is a cliff. He et al. measured the same kind
+# of decay on Facebook's ads {cite}`he2014practical`; how fast to retrain depends
+# on how fast the world moves, and the world does not announce it.
 
 # %% [markdown]
 # ## 6. Retraining policies
@@ -737,6 +746,8 @@ table.style.format({"log_loss": "{:.4f}", "revenue": "${:,.0f}",
                     "revenue vs best": "{:+.1%}"})
 
 # %% tags=["remove-cell"]
+assert max(table.loc[["sliding window", "weekly"], "log_loss"]) < \
+    table.loc["daily", "log_loss"] < table.loc["never", "log_loss"]   # the model answer
 loss_vs, rev_vs = table["log_loss"] / table.loc["sliding window", "log_loss"] - 1, \
     table["revenue"] / table.loc["sliding window", "revenue"] - 1
 assert table["log_loss"].idxmax() == "never" and table["revenue"].idxmin() == "never"
@@ -793,16 +804,15 @@ glue("never_rev", pct(-rev_vs["never"]), display=False)
 # rollout with checks. With the table above, which policy would you run, and what
 # would make you change it?
 #
-# **Model answer.** Nightly, on a window of several days: the sliding window and
-# the weekly week-long window came out close, and the single-day window and the
-# frozen model clearly behind, so the next backtest to run is nightly on a week
-# (freshness of the one, data of the other). A retrain on a fixed window costs the
-# same every night however long the logs grow. Weekly is defensible if training is
-# expensive and the world calm; it paid for its lag after the shift. Move faster
-# (several times a day, or online updates) if the freshness curve steepens, as
-# for news or sales events; widen the window when nightly models are noisy (low
-# traffic, many sparse ids). Re-run the backtest whenever traffic or the model
-# changes.
+# **Model answer.** Nightly, on a window of several days: the two multi-day
+# windows (three days nightly, a week weekly) came out ahead of the single-day
+# window and far ahead of the frozen model, so the next backtest to run is nightly
+# on a week (the freshness of the one, the data of the other). A retrain on a
+# fixed window costs the same every night however long the logs grow. Weekly is
+# defensible if training is expensive and the world calm. Move faster (several
+# times a day, or online updates) if the freshness curve steepens, as for news or
+# sales events; widen the window when nightly models are noisy (low traffic, many
+# sparse ids). Re-run the backtest whenever traffic or the model changes.
 # ```
 
 # %% [markdown]
@@ -851,7 +861,8 @@ for d in range(DAYS):
                            ORDER BY request_id""", d=d)
     options = options[options["request_id"].isin(explored)]
     requests = store.sql("SELECT * FROM requests WHERE day = $d", d=d)
-    greedy = replay_auction(world, options, requests, options["pctr"], d, config.reserve)
+    greedy = replay_auction(world, options, requests, options["pctr"], d,
+                            config.reserve)
     costs.append({"lost": greedy["expected_revenue"].sum()
                   - imp.loc[imp["explored"], "value"].sum(),
                   "revenue": imp["value"].sum()})
@@ -867,8 +878,9 @@ glue("cold_share_all", pct(share_all, 0), display=False)
 glue("cold_share_new", pct(share_new, 0), display=False)
 glue("cold_unseen", f"{len(unseen)}", display=False)
 never = (unseen["times a logged candidate"] == 0).mean()
+times = unseen["times a logged candidate"].median()
 glue("cold_unseen_offered",
-     f"a median of {unseen['times a logged candidate'].median():.0f} times"
+     f"a median of {times:.0f} time{'' if times == 1 else 's'}"
      + (f", and {pct(never, 0)} of them never" if never > 0 else ""), display=False)
 glue("cold_cost", pct(lost["lost"] / lost["revenue"]), display=False)
 

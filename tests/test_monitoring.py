@@ -283,6 +283,7 @@ def test_the_monitoring_figures_draw_every_segment(rng):
         monitor.observe(day, day_of_traffic(rng, n=3000, broken=day == 3))
     fig = quality_figure(monitor.quality, "device", events={"fault": 3})
     assert [len(ax.lines) for ax in fig.axes] == [4 + 2, 4 + 1]   # + reference lines
+    assert len(fig.legends[0].get_texts()) == 4
     fig = drift_figure(monitor.drift, events={"fault": 3})
     assert len(fig.axes[0].lines) == 2 + 2 and fig.axes[0].get_yscale() == "log"
 

@@ -442,7 +442,8 @@ def quality_figure(quality: pd.DataFrame, segment: str, events: dict[str, int] |
         ax.set(title=f"{title} by {segment.removeprefix('f_')}", xlabel="day", ylabel=unit)
         _mark(ax, events)
     axes[0].axhline(1.0, color="0.5", lw=0.8, ls=":")
-    axes[1].legend(fontsize=8)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center",
+               ncol=4, fontsize=8)
     return fig
 
 
