@@ -245,10 +245,9 @@ quiet_psi.rename("largest PSI, days 7-13").round(3).to_frame().transpose()
 
 # %% [markdown]
 # Nothing happened on days 7 to 13 (all traffic, each day against the three days
-# before), yet some columns cross 0.25 anyway: the
-# history features built from cumulative counts (how many impressions an ad has
-# had, its click-through rate so far) move every night *by construction*, as
-# counts grow and estimates sharpen. An alert on them would page someone every
+# before), yet some columns cross 0.25 anyway: the history features built from
+# cumulative counts (how many impressions an ad has had, its click-through rate so
+# far) move every night *by construction*, as counts grow and estimates sharpen. An alert on them would page someone every
 # day, and a team that is paged every day stops reading the pages. Watch the
 # columns that stay quiet when nothing happens; keep an eye on the others with
 # windowed versions of the counts (last 7 days) rather than alerts. The monitor
