@@ -119,8 +119,10 @@ def monitor(store: LogStore, config: SimulationConfig, events: dict[str, int],
                                                       "pctr_shown"]))
     seconds = time.perf_counter() - started
     alerts = watch.alerts
-    echo = {d for start in events.values()
-            for d in range(start, start + config.training_days + 1)}
+    # After an event, the model needs training_days nights to learn it and the
+    # reference as many days to fill with it: alerts then are its after-effects.
+    settle = 2 * config.training_days
+    echo = {d for start in events.values() for d in range(start, start + settle + 1)}
     quiet = [d for d in range(LAUNCH_DAYS, days) if d not in echo]
     false_days = sorted(int(d) for d in set(alerts["day"]) & set(quiet))
     delays = {name: (None if (after := alerts.loc[alerts["day"] >= day, "day"]).empty
@@ -146,7 +148,7 @@ def window_scaling(store: LogStore, world: World, config: SimulationConfig,
     """Seconds to fit the nightly model on the last 1, 3 and 7 days: the cost of a
     growing window, against the flat cost of a sliding one."""
     rows = []
-    for window in (1, 3, 7):
+    for window in (w for w in (1, 3, 7) if w <= last_day + 1):
         days = list(range(last_day - window + 1, last_day + 1))
         started = time.perf_counter()
         fit_on_days(store, world.view, days, LogisticClickModel, config.attribution_window,
