@@ -50,7 +50,7 @@ def lightgbm(**kwargs) -> LightGBMClickModel:
 
 def setup() -> dict:
     """The lab's platform: bootstrap, two days of the loop, models A and B."""
-    config = SimulationConfig(steps_per_day=24, exploration=0.05)
+    config = SimulationConfig(steps_per_day=24, exploration=0.05, candidate_share=1.0)
     world = World(seed=SEED)
     view = world.view
     rng = np.random.default_rng(SEED)

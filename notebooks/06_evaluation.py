@@ -73,7 +73,8 @@ from adsys.world import World
 plots.style()
 SEED = 0
 N = 20_000                        # requests per simulated day: small enough for Binder
-config = SimulationConfig(steps_per_day=24, exploration=0.05)   # hourly pacing steps
+config = SimulationConfig(steps_per_day=24, exploration=0.05,   # hourly pacing steps
+                          candidate_share=1.0)   # all candidates, when a server logs them
 world = World(seed=SEED)
 view = world.view
 

@@ -36,7 +36,10 @@ def _simulate(args: argparse.Namespace) -> None:
              if args.fault_day is not None else None)
     config = SimulationConfig(k=args.k, reserve=args.reserve, pacing=not args.no_pacing,
                               exploration=args.exploration, fault=fault)
-    overrides = {} if args.shift_day is None else {"shift_day": args.shift_day}
+    overrides = {name: value for name, value in (("shift_day", args.shift_day),
+                                                 ("shift_mean", args.shift_mean),
+                                                 ("shift_size", args.shift_size))
+                 if value is not None}
     world = World(WorldConfig.load(args.world, **overrides), seed=args.seed)
     make_model = {"logistic": LogisticClickModel, "lightgbm": LightGBMClickModel}[args.model]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -55,13 +58,53 @@ def _simulate(args: argparse.Namespace) -> None:
         last = result
     spend_figure(last).savefig(args.out / "spend.png", dpi=120)
     ctr_figure([last]).savefig(args.out / "ctr.png", dpi=120)
+    alerts = _monitor(args, store, config, world.config.shift_day, fault)
     day = summary["daily"][-1]
     quality = ("no model metrics (see notes)" if day["model_log_loss"] is None else
                f"model log loss {day['model_log_loss']:.4f} (oracle {day['oracle_log_loss']:.4f})")
     print(f"day {day['day']}: {day['impressions']:,} impressions, CTR {day['ctr']:.2%}, "
           f"revenue ${day['revenue']:,.0f}, {quality}")
-    print(f"wrote the log store (store/: Parquet by day), report.json, spend.png and ctr.png "
-          f"to {args.out}")
+    print(f"monitoring: {len(alerts)} alert(s)" + "".join(
+        f"\n  {message}" for message in alerts["message"][:10])
+        + ("\n  ..." if len(alerts) > 10 else ""))
+    print(f"wrote the log store (store/: Parquet by day), report.json, spend.png, ctr.png, "
+          f"monitoring.json, monitoring_quality.png and monitoring_drift.png to {args.out}")
+
+
+def _monitor(args: argparse.Namespace, store, config, shift_day: int, fault):
+    """The morning-after monitor over every stored day: monitoring.json and two figures.
+
+    The report also lists the events the world injected (the simulator knows them) and
+    how many days each took to raise its first alert, so a run checks its own monitor.
+    """
+    import json
+
+    from tqdm import tqdm
+
+    from adsys.monitoring import WATCHED_COLUMNS, Monitor, drift_figure, quality_figure
+
+    segments = ["f_device", "f_ad_topic"]
+    monitor = Monitor(list(WATCHED_COLUMNS), quality_by=segments, drift_by="f_device",
+                      reference_days=config.training_days)
+    columns = [*WATCHED_COLUMNS, *segments, "pctr_shown"]
+    for day in tqdm(store.days(), desc="monitoring", unit="day"):
+        monitor.observe(day, store.join_clicks(config.attribution_window, days=[day],
+                                               columns=columns))
+    alerts = monitor.alerts
+    events = {name: day for name, day in (("shift", shift_day),
+                                          ("fault", None if fault is None else fault.day))
+              if day is not None and 0 <= day < args.days}
+    delays = {name: (None if (after := alerts.loc[alerts["day"] >= day, "day"]).empty
+                     else int(after.min()) - day) for name, day in events.items()}
+    report = {"events": events, "detection_delay_days": delays,
+              "fault": None if fault is None else vars(fault), **monitor.to_dict()}
+    (args.out / "monitoring.json").write_text(json.dumps(report, indent=2) + "\n")
+    marks = {f"{name} (day {day})": day for name, day in events.items()}
+    quality_figure(monitor.quality, "f_device", marks).savefig(
+        args.out / "monitoring_quality.png", dpi=120)
+    drift_figure(monitor.drift, monitor.psi_threshold, marks).savefig(
+        args.out / "monitoring_drift.png", dpi=120)
+    return alerts
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -141,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "propensities (default 0)")
     sim.add_argument("--shift-day", type=_at_least(0), default=None,
                      help="day of a sudden shift in topic appeal (the world's scenario)")
+    sim.add_argument("--shift-mean", type=float, default=None,
+                     help="average jump of the topics' appeal at the shift, logit scale "
+                          "(default: the world config's; below 0 most topics lose appeal)")
+    sim.add_argument("--shift-size", type=_at_least(0.0, float), default=None,
+                     help="spread of that jump across topics (default: the world config's)")
     sim.add_argument("--fault-day", type=_at_least(0), default=None,
                      help="day a serving bug starts (with --fault-device, --fault-feature)")
     sim.add_argument("--fault-device", choices=("mobile", "desktop", "tablet"),

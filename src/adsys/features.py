@@ -61,6 +61,7 @@ __all__ = [
     "SERVING_POSITION",
     "dtypes",
     "feature_arrays",
+    "from_log",
     "make_features",
     "to_frame",
 ]
@@ -197,6 +198,40 @@ def feature_arrays(view: PlatformView, users: ArrayLike, ads: ArrayLike,
         "ad_log_impressions": tables["ad_log_impressions"][ad],
         "log_exposures": np.log1p(seen),
     }
+
+
+def from_log(view: PlatformView, logged: pd.DataFrame, prefix: str = "f_") -> pd.DataFrame:
+    """The feature table of logged rows: their ``prefix`` columns, renamed, with the
+    categorical columns restored to the view's fixed categories.
+
+    Impressions and candidates log the features as served (``f_`` columns). Read back
+    from Parquet or SQL, categoricals come back as their values (``"mobile"``, a
+    topic name, a campaign id); a model needs them as the categoricals of
+    :func:`make_features`, and this gives them back. A value outside the view's
+    categories raises ValueError naming its column.
+    """
+    view = require_view(view)
+    if not isinstance(logged, pd.DataFrame):
+        raise TypeError(f"logged must be a DataFrame; got {type(logged).__name__}")
+    missing = [prefix + c for c in FEATURE_COLUMNS if prefix + c not in logged]
+    if missing:
+        raise ValueError(f"logged is missing feature columns {missing}")
+    types = dtypes(view)
+    columns = {}
+    for column in FEATURE_COLUMNS:
+        values = logged[prefix + column]
+        if column not in types:
+            columns[column] = values.to_numpy()
+        elif values.dtype == types[column]:
+            columns[column] = values.array
+        else:
+            codes = types[column].categories.get_indexer(values)
+            if (codes < 0).any():
+                raise ValueError(f"logged column {prefix + column!r} holds values outside "
+                                 f"the view's categories: "
+                                 f"{list(pd.unique(values[codes < 0])[:5])}")
+            columns[column] = pd.Categorical.from_codes(codes, dtype=types[column])
+    return pd.DataFrame(columns, index=logged.index, copy=False)
 
 
 _COLUMNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -23,7 +23,17 @@ from numpy.typing import ArrayLike
 
 from adsys.validation import as_1d, check_int, check_range
 
-__all__ = ["KSResult", "alerts", "drift_table", "ks_test", "psi", "segment_metrics"]
+__all__ = ["WATCHED_COLUMNS", "KSResult", "Monitor", "alerts", "calibration_shift",
+           "drift_figure", "drift_table", "ks_test", "psi", "quality_figure", "segment_metrics"]
+
+WATCHED_COLUMNS = (
+    "f_user_topic_view_share", "f_user_log_views", "f_declared_interest", "f_n_declared",
+    "f_page_topic_match", "f_log_exposures", "pctr",
+)
+"""Columns worth a drift alert by default: profile, page and browsing features and the
+prediction. Features built from cumulative click counts (an ad's impressions and CTR
+so far) move every night by construction as counts grow, so their PSI against the
+days before is high even when nothing happened; Step 7 measures it."""
 
 PSI_ALERT = 0.25
 CALIBRATION_RANGE = (0.9, 1.1)
@@ -121,25 +131,32 @@ def segment_metrics(labelled: pd.DataFrame, by: list[str], prediction: str = "pc
 
 
 def drift_table(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str],
-                by: str | None = None, bins: int = 10) -> pd.DataFrame:
+                by: str | None = None, bins: int = 10, ks: bool = True) -> pd.DataFrame:
     """PSI and KS statistic of each column of ``current`` against ``reference``.
 
     With ``by`` (e.g. ``"device"``), one row per (segment, column): a shift in one
-    segment can hide in the overall distribution.
+    segment can hide in the overall distribution. ``ks=False`` skips the KS
+    statistic (NaN), which costs about as much as the PSI.
     """
     missing = [c for c in (*columns, *([by] if by else [])) if c not in reference
                or c not in current]
     if missing:
         raise ValueError(f"reference and current must both have columns {missing}")
     rows = []
-    segments = [None] if by is None else sorted(set(current[by]) & set(reference[by]))
-    for segment in segments:
-        ref = reference if by is None else reference[reference[by] == segment]
-        cur = current if by is None else current[current[by] == segment]
-        for column in columns:
-            e, a = ref[column].to_numpy(float), cur[column].to_numpy(float)
+    if by is None:
+        groups = {None: (slice(None), slice(None))}
+    else:
+        ref_rows = reference.groupby(by, observed=True, sort=False).indices
+        cur_rows = current.groupby(by, observed=True, sort=False).indices
+        groups = {segment: (ref_rows[segment], cur_rows[segment])
+                  for segment in sorted(set(ref_rows) & set(cur_rows), key=str)}
+    for column in columns:
+        e_all, a_all = reference[column].to_numpy(float), current[column].to_numpy(float)
+        for segment, (ref, cur) in groups.items():
+            e, a = e_all[ref], a_all[cur]
             rows.append({"segment": segment, "column": column, "n": len(a),
-                         "psi": psi(e, a, bins), "ks": ks_test(e, a).statistic})
+                         "psi": psi(e, a, bins),
+                         "ks": ks_test(e, a).statistic if ks else np.nan})
     table = pd.DataFrame(rows)
     return table.drop(columns="segment") if by is None else table
 
@@ -159,3 +176,323 @@ def alerts(drift: pd.DataFrame, quality: pd.DataFrame, psi_threshold: float = PS
         messages.append(f"calibration: {key} at {row['calibration']:.2f}, outside "
                         f"[{low:g}, {high:g}]")
     return messages
+
+
+def calibration_shift(clicks: ArrayLike, expected: ArrayLike, reference_clicks: ArrayLike,
+                      reference_expected: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """How far calibration moved from a reference, and how surprising that is.
+
+    Calibration is predicted clicks over clicks (``expected / clicks``). Returns the
+    ratio of today's calibration to the reference's and its z-score, ``ln(ratio) /
+    sqrt(1 / clicks + 1 / reference_clicks)``: clicks are close to Poisson, so the log
+    of a count has a variance of about one over the count. A segment with few clicks
+    needs a larger move to reach the same z. NaN where either side has no click.
+    """
+    arrays = [as_1d(name, values, allow_empty=True) for name, values in (
+        ("clicks", clicks), ("expected", expected), ("reference_clicks", reference_clicks),
+        ("reference_expected", reference_expected))]
+    c, e, rc, re = arrays
+    if len({len(a) for a in arrays}) > 1:
+        raise ValueError("clicks, expected, reference_clicks and reference_expected must "
+                         "have the same length")
+    if min(a.min(initial=0.0) for a in arrays) < 0:
+        raise ValueError("clicks and expected clicks must be >= 0")
+    ok = (c > 0) & (rc > 0) & (e > 0) & (re > 0)
+    ratio = np.full(len(c), np.nan)
+    z = np.full(len(c), np.nan)
+    ratio[ok] = (e[ok] / c[ok]) / (re[ok] / rc[ok])
+    z[ok] = np.log(ratio[ok]) / np.sqrt(1 / c[ok] + 1 / rc[ok])
+    return ratio, z
+
+
+_QUALITY_SUMS = ("impressions", "clicks", "expected", "loss")
+
+
+class Monitor:
+    """The morning-after monitor: each day's labelled impressions against the days before.
+
+    Feed it one day at a time (:meth:`observe`), as an on-call job would each morning
+    once the day's attribution windows have closed. For each day it computes:
+
+    - **quality**, overall and per segment (e.g. device, ad topic): impressions,
+      clicks, CTR, mean prediction, calibration and NE (as :func:`segment_metrics`);
+    - **drift**: PSI and KS of each monitored column (features as served, the
+      prediction), overall and per value of ``drift_by``, against a sample of the
+      ``reference_days`` days before;
+    - **alerts**: a column whose PSI exceeds ``psi_threshold`` (in a segment with at
+      least ``min_rows`` rows today), and a segment whose calibration moved against
+      the reference days by at least ``min_change`` (relative) with a z-score of at
+      least ``z_threshold`` (see :func:`calibration_shift`).
+
+    Alerts compare with the trailing days, not with a fixed target: a model that is
+    steadily 10% off raises nothing, a model that moves does. The trailing reference
+    also means a change that persists stops alerting once it fills the reference:
+    an alert is the start of an incident, not its tracker.
+
+    Parameters
+    ----------
+    columns : sequence of str
+        Numeric columns to watch for drift, e.g. the ``f_`` features and ``pctr``.
+    quality_by : sequence of str
+        Segment columns for quality, each sliced on its own.
+    drift_by : str, optional
+        Segment column for drift (``None``: overall only).
+    reference_days : int
+        Trailing days pooled as the reference (the model's training window is a
+        natural choice).
+    prediction, label : str
+        The prediction at the slot shown and the 0/1 label.
+    sample_size : int
+        Rows of each day that drift is measured on (a random sample, also kept as the
+        reference of the next days), to bound time and memory.
+    seed : int
+        Seeds that sample.
+    ks : bool
+        Also compute the KS statistic of each drift row (the alerts use PSI only).
+    """
+
+    def __init__(self, columns: list[str] | tuple[str, ...],
+                 quality_by: list[str] | tuple[str, ...] = (), drift_by: str | None = None,
+                 reference_days: int = 3, psi_threshold: float = PSI_ALERT,
+                 z_threshold: float = 4.0, min_change: float = 0.1, min_rows: int = 100,
+                 bins: int = 10, prediction: str = "pctr_shown", label: str = "clicked",
+                 sample_size: int = 20_000, seed: int = 0, ks: bool = True) -> None:
+        self.columns = _names("columns", columns, allow_empty=False)
+        self.quality_by = _names("quality_by", quality_by)
+        if drift_by is not None and not isinstance(drift_by, str):
+            raise TypeError(f"drift_by must be a column name or None; got {drift_by!r}")
+        self.drift_by = drift_by
+        self.reference_days = check_int("reference_days", reference_days, 1)
+        self.psi_threshold = check_range("psi_threshold", psi_threshold, 0, np.inf,
+                                         low_open=True)
+        self.z_threshold = check_range("z_threshold", z_threshold, 0, np.inf, low_open=True)
+        self.min_change = check_range("min_change", min_change, 0, 1)
+        self.min_rows = check_int("min_rows", min_rows, 1)
+        self.bins = check_int("bins", bins, 2)
+        self.prediction, self.label = _name("prediction", prediction), _name("label", label)
+        self.sample_size = check_int("sample_size", sample_size, 1)
+        if not isinstance(ks, bool):
+            raise TypeError(f"ks must be True or False; got {ks!r}")
+        self.ks = ks
+        self._rng = np.random.default_rng(check_int("seed", seed, 0))
+        self._samples: dict[int, pd.DataFrame] = {}
+        self._sums: dict[int, pd.DataFrame] = {}
+        self._quality, self._drift, self._alerts = [], [], []
+
+    def observe(self, day: int, labelled: pd.DataFrame) -> pd.DataFrame:
+        """Monitor ``day`` from its labelled impressions; return the day's alerts.
+
+        Days must come in increasing order. The reference is the up to
+        ``reference_days`` observed days before ``day`` (none on the first day: no
+        drift and no alert then).
+        """
+        day = check_int("day", day, 0)
+        if self._sums and day <= max(self._sums):
+            raise ValueError(f"day must come after the days already observed (last "
+                             f"{max(self._sums)}); got {day}")
+        if not isinstance(labelled, pd.DataFrame):
+            raise TypeError(f"labelled must be a DataFrame; got {type(labelled).__name__}")
+        segments = [*self.quality_by, *([self.drift_by] if self.drift_by else [])]
+        needed = [*self.columns, *segments, self.prediction, self.label]
+        missing = [c for c in dict.fromkeys(needed) if c not in labelled]
+        if missing:
+            raise ValueError(f"labelled is missing columns {missing}")
+        reference = [d for d in sorted(self._sums) if d < day][-self.reference_days:]
+        sums = self._segment_sums(labelled)
+        today = labelled[list(dict.fromkeys([*self.columns, *segments]))]
+        if len(today) > self.sample_size:   # drift is measured on a sample of each day
+            today = today.iloc[np.sort(self._rng.choice(len(today), self.sample_size,
+                                                        replace=False))]
+        today = today.reset_index(drop=True)
+        quality = self._quality_table(sums, day)
+        alerts = []
+        if reference:
+            pooled = pd.concat([self._sums[d] for d in reference]).groupby(
+                ["segment", "value"], observed=True).sum()
+            alerts += self._calibration_alerts(day, sums, pooled)
+            drift = self._drift_rows(day, pd.concat([self._samples[d] for d in reference]),
+                                     today)
+            alerts += [{"day": day, "kind": "drift", "segment": row["segment"],
+                        "value": row["value"], "metric": f"PSI of {row['column']}",
+                        "observed": row["psi"], "threshold": self.psi_threshold,
+                        "message": f"day {day}: {row['column']} drifted"
+                                   f"{_where(row)}: PSI {row['psi']:.2f} > "
+                                   f"{self.psi_threshold:g}"}
+                       for row in drift if row["psi"] > self.psi_threshold
+                       and row["n"] >= self.min_rows]
+            self._drift += drift
+        self._quality.append(quality)
+        self._sums[day] = sums
+        self._samples[day] = today
+        for old in [d for d in self._samples if d < day - self.reference_days]:
+            del self._samples[old]
+        self._alerts += alerts
+        return pd.DataFrame(alerts, columns=_ALERT_COLUMNS)
+
+    def _segment_sums(self, labelled: pd.DataFrame) -> pd.DataFrame:
+        """Impressions, clicks, predicted clicks and log loss summed per segment."""
+        y = labelled[self.label].to_numpy(float)
+        p = np.clip(labelled[self.prediction].to_numpy(float), 1e-15, 1 - 1e-15)
+        loss = -(y * np.log(p) + (1 - y) * np.log1p(-p))
+        frame = pd.DataFrame({"impressions": 1, "clicks": y, "expected": p, "loss": loss})
+        parts = [frame.sum().to_frame().T.assign(segment="all", value="all")]
+        for column in self.quality_by:
+            grouped = frame.groupby(labelled[column].astype(str).to_numpy()).sum()
+            parts.append(grouped.assign(segment=column, value=grouped.index))
+        sums = pd.concat(parts, ignore_index=True)
+        return sums.set_index(["segment", "value"])[list(_QUALITY_SUMS)]
+
+    @staticmethod
+    def _quality_table(sums: pd.DataFrame, day: int) -> pd.DataFrame:
+        table = sums.reset_index()
+        ctr = table["clicks"] / table["impressions"]
+        q = ctr.where((ctr > 0) & (ctr < 1))
+        entropy = -(q * np.log(q) + (1 - q) * np.log1p(-q))
+        return pd.DataFrame({
+            "day": day, "segment": table["segment"], "value": table["value"],
+            "impressions": table["impressions"].astype(int), "clicks": table["clicks"],
+            "ctr": ctr, "mean_prediction": table["expected"] / table["impressions"],
+            "calibration": table["expected"] / table["clicks"].where(table["clicks"] > 0),
+            "ne": table["loss"] / table["impressions"] / entropy})
+
+    def _calibration_alerts(self, day: int, sums: pd.DataFrame,
+                            pooled: pd.DataFrame) -> list[dict]:
+        both = sums.merge(pooled, left_index=True, right_index=True, suffixes=("", "_ref"))
+        ratio, z = calibration_shift(both["clicks"], both["expected"], both["clicks_ref"],
+                                     both["expected_ref"])
+        alerts = []
+        for (segment, value), r, score in zip(both.index, ratio, z, strict=True):
+            if np.isfinite(score) and abs(score) >= self.z_threshold \
+                    and abs(r - 1) >= self.min_change:
+                where = "" if segment == "all" else f" on {segment}={value}"
+                alerts.append({
+                    "day": day, "kind": "calibration", "segment": segment, "value": value,
+                    "metric": "calibration vs reference", "observed": float(r),
+                    "threshold": self.z_threshold,
+                    "message": f"day {day}: calibration{where} moved x{r:.2f} against the "
+                               f"{self.reference_days} days before (z = {score:+.1f})"})
+        return alerts
+
+    def _drift_rows(self, day: int, reference: pd.DataFrame,
+                    current: pd.DataFrame) -> list[dict]:
+        rows = [{"day": day, "segment": "all", "value": "all", **row}
+                for row in drift_table(reference, current, self.columns, bins=self.bins,
+                                       ks=self.ks).to_dict("records")]
+        if self.drift_by is not None:
+            by = self.drift_by
+            table = drift_table(reference.assign(**{by: reference[by].astype(str)}),
+                                current.assign(**{by: current[by].astype(str)}),
+                                self.columns, by=by, bins=self.bins, ks=self.ks)
+            rows += [{"day": day, "segment": by, "value": row.pop("segment"), **row}
+                     for row in table.to_dict("records")]
+        return rows
+
+    @property
+    def quality(self) -> pd.DataFrame:
+        """One row per (day, segment, value): impressions, clicks, CTR, mean prediction,
+        calibration, NE (segment ``"all"`` is the whole day)."""
+        return (pd.concat(self._quality, ignore_index=True) if self._quality else
+                pd.DataFrame(columns=["day", "segment", "value", "impressions", "clicks",
+                                      "ctr", "mean_prediction", "calibration", "ne"]))
+
+    @property
+    def drift(self) -> pd.DataFrame:
+        """One row per (day, segment, value, column): rows today ``n``, ``psi``, ``ks``."""
+        return pd.DataFrame(self._drift, columns=["day", "segment", "value", "column", "n",
+                                                  "psi", "ks"])
+
+    @property
+    def alerts(self) -> pd.DataFrame:
+        """Every alert raised so far, in order: day, kind (drift or calibration),
+        segment, value, metric, observed value, threshold and a message."""
+        return pd.DataFrame(self._alerts, columns=_ALERT_COLUMNS)
+
+    def to_dict(self) -> dict:
+        """The report as plain data (for JSON): settings, quality, drift, alerts."""
+        def records(frame: pd.DataFrame) -> list[dict]:
+            return [{k: (None if isinstance(v, float) and not np.isfinite(v) else
+                         round(v, 6) if isinstance(v, float) else v)
+                     for k, v in row.items()}
+                    for row in frame.astype(object).to_dict("records")]
+        settings = {"columns": list(self.columns), "quality_by": list(self.quality_by),
+                    "drift_by": self.drift_by, "reference_days": self.reference_days,
+                    "psi_threshold": self.psi_threshold, "z_threshold": self.z_threshold,
+                    "min_change": self.min_change, "min_rows": self.min_rows}
+        return {"settings": settings, "quality": records(self.quality),
+                "drift": records(self.drift), "alerts": records(self.alerts)}
+
+
+def quality_figure(quality: pd.DataFrame, segment: str, events: dict[str, int] | None = None):
+    """Calibration and NE by day, overall and for each value of ``segment`` (from
+    :attr:`Monitor.quality`); ``events`` marks known days (e.g. ``{"shift": 14}``)."""
+    import matplotlib.pyplot as plt
+
+    from adsys import plots
+
+    plots.style()
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.0), sharex=True)
+    rows = quality[quality["segment"].isin(["all", segment])]
+    for (kind, value), part in rows.groupby(["segment", "value"], sort=False):
+        style = {"color": "black", "lw": 2} if kind == "all" else {"lw": 1}
+        label = "all traffic" if kind == "all" else str(value)
+        axes[0].plot(part["day"], part["calibration"], label=label, **style)
+        axes[1].plot(part["day"], part["ne"], label=label, **style)
+    for ax, title, unit in ((axes[0], "Calibration", "predicted / observed clicks"),
+                            (axes[1], "Normalized entropy", "NE (lower is better)")):
+        ax.set(title=f"{title} by {segment.removeprefix('f_')}", xlabel="day", ylabel=unit)
+        _mark(ax, events)
+    axes[0].axhline(1.0, color="0.5", lw=0.8, ls=":")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center",
+               ncol=4, fontsize=8)
+    return fig
+
+
+def drift_figure(drift: pd.DataFrame, threshold: float = PSI_ALERT,
+                 events: dict[str, int] | None = None):
+    """The largest PSI of each column over its segments, by day (from
+    :attr:`Monitor.drift`), on a log scale with the alert threshold."""
+    import matplotlib.pyplot as plt
+
+    from adsys import plots
+
+    plots.style()
+    fig, ax = plt.subplots(figsize=(7.0, 3.2))
+    worst = drift.groupby(["column", "day"])["psi"].max().clip(lower=1e-4)
+    for column, series in worst.groupby(level="column"):
+        ax.plot(series.index.get_level_values("day"), series.to_numpy(), marker=".",
+                lw=1, label=column.removeprefix("f_"))
+    ax.axhline(threshold, color="C3", ls="--", lw=1, label=f"alert: PSI {threshold:g}")
+    ax.set(yscale="log", xlabel="day", ylabel="PSI (largest over segments)",
+           title="Drift of each monitored column against the days before")
+    _mark(ax, events)
+    ax.legend(fontsize=7, ncol=2, loc="upper left")
+    return fig
+
+
+def _mark(ax, events: dict[str, int] | None) -> None:
+    for name, day in (events or {}).items():
+        ax.axvline(day, color="0.4", lw=0.8, ls="--")
+        ax.annotate(name, (day, 1.0), xycoords=("data", "axes fraction"), fontsize=8,
+                    ha="left", va="top", xytext=(2, -2), textcoords="offset points")
+
+
+_ALERT_COLUMNS = ["day", "kind", "segment", "value", "metric", "observed", "threshold",
+                  "message"]
+
+
+def _where(row: dict) -> str:
+    return "" if row["segment"] == "all" else f" on {row['segment']}={row['value']}"
+
+
+def _name(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a column name; got {value!r}")
+    return value
+
+
+def _names(name: str, values: object, allow_empty: bool = True) -> tuple[str, ...]:
+    if isinstance(values, str) or not all(isinstance(v, str) for v in values):
+        raise TypeError(f"{name} must be a list of column names; got {values!r}")
+    if not values and not allow_empty:
+        raise ValueError(f"{name} must name at least one column")
+    return tuple(values)

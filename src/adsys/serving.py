@@ -89,7 +89,9 @@ class FeatureFault:
         if self.feature not in NUMERIC_COLUMNS:
             raise ValueError(f"feature must be a numeric feature {list(NUMERIC_COLUMNS)}; "
                              f"got {self.feature!r}")
-        check_number("value", self.value)
+        if not np.isfinite(check_number("value", self.value)):
+            raise ValueError(f"value must be a finite number (the click model rejects NaN and "
+                             f"inf, so serving would fail); got {self.value!r}")
 
 
 class AdServer:

@@ -30,9 +30,11 @@ from adsys.observable import SECONDS_PER_DAY, Requests
 from adsys.pacing import Pacer, charge, traffic_forecast
 from adsys.prediction import ClickModel, LogisticClickModel, downsample_negatives
 from adsys.selection import LightModel
-from adsys.serving import AdServer, FeatureFault, SplitServer, StageTimer
+from adsys.serving import AdServer, FeatureFault, SplitServer, StageTimer, uniform_hash
 from adsys.validation import check_int, check_range
 from adsys.world import World
+
+CANDIDATE_SALT = 0x5EED   # fixes which requests' candidates are logged (a hash, not the rng)
 
 ModelFactory = Callable[..., ClickModel]
 """Builds an unfitted click model; called as ``make_model(downsampling_rate=w)``."""
@@ -53,6 +55,7 @@ class SimulationConfig:
     downsampling_rate: float = 0.2          # share of non-clicks kept for training
     exploration: float = 0.0                # share of requests with a random slot-1 ad
     fault: FeatureFault | None = None       # a serving bug to inject (Step 7)
+    candidate_share: float = 0.0            # share of requests whose candidates are logged
 
     def __post_init__(self) -> None:
         steps = check_int("steps_per_day", self.steps_per_day, 24)
@@ -71,6 +74,7 @@ class SimulationConfig:
         check_range("exploration", self.exploration, 0, 1, high_open=True)
         if self.fault is not None and not isinstance(self.fault, FeatureFault):
             raise TypeError(f"fault must be a FeatureFault; got {type(self.fault).__name__}")
+        check_range("candidate_share", self.candidate_share, 0, 1)
 
 
 @dataclass
@@ -84,9 +88,9 @@ class DayResult:
     ``charged`` and ``unbilled`` (dollars billed for its click and the part above the
     budget). ``clicks`` holds every click event received for the day's impressions,
     duplicates and late arrivals included. ``requests`` is the day's request log.
-    ``candidates`` holds, for a server built with ``log_candidates=True``, every
-    candidate the click model scored during the day (see :attr:`AdServer.candidates`),
-    so that a new policy can be evaluated off-policy; otherwise ``None``.
+    ``candidates`` (with ``SimulationConfig(candidate_share > 0)``) holds the
+    candidates the click model scored for a sample of the requests (see
+    :attr:`AdServer.candidates`): what a counterfactual replay of another model needs.
     """
 
     day: int
@@ -191,12 +195,16 @@ def simulate_day(world: World, server: AdServer | SplitServer, day: int, rng: np
     billing = _Billing(budgets, first_impression_id)
     timer = StageTimer()
     logs, events, next_id = [], [], first_impression_id
-    candidates = [] if getattr(server, "log_candidates", False) else None
+    candidates = [] if config.candidate_share > 0 and getattr(server, "log_candidates", False) \
+        else None
     for step in range(steps):
         batch = requests.take(slice(bounds[step], bounds[step + 1]))
         log = server.serve(batch, day, pacer.rates(), rng, timer)
-        if candidates is not None:   # the server keeps only its last batch's candidates
-            candidates.append(server.candidates)
+        if candidates is not None and server.candidates is not None:
+            scored = server.candidates
+            sampled = uniform_hash(scored["request_id"].to_numpy(), np.zeros(len(scored), int),
+                                   CANDIDATE_SALT) < config.candidate_share
+            candidates.append(scored[sampled])
         with timer.stage("clicks"):
             log.insert(0, "impression_id", np.arange(next_id, next_id + len(log)))
             next_id += len(log)
@@ -294,7 +302,7 @@ class Simulation:
         server = AdServer(self.world.view, self.models.heavy, self.history, self.exposures,
                           self.models.light, k=config.k, reserve=config.reserve,
                           model_version=self.day, exploration=config.exploration,
-                          fault=config.fault)
+                          fault=config.fault, log_candidates=config.candidate_share > 0)
         result = simulate_day(self.world, server, self.day, self.rng, config, self.forecast,
                               self.n_requests, self.first_request, self.first_impression)
         self.first_request += result.n_requests

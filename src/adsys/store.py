@@ -3,10 +3,11 @@
 Production ad platforms keep their logs in a warehouse or a data lake, one partition
 per day, and build training data and monitoring with SQL (BigQuery, Snowflake,
 Spark SQL, Presto/Trino). :class:`LogStore` is that in miniature: each day's
-impressions, clicks and requests are written as Parquet files under
-``root/<table>/day=<d>/``, and :meth:`LogStore.sql` runs DuckDB SQL over the
-tables ``impressions``, ``clicks`` and ``requests``. The same queries run unchanged
-on a warehouse over billions of rows; only the engine changes.
+impressions, clicks, requests and (if logged) scored candidates are written as
+Parquet files under ``root/<table>/day=<d>/``, and :meth:`LogStore.sql` runs DuckDB
+SQL over the tables ``impressions``, ``clicks``, ``requests`` and ``candidates``.
+The same queries run unchanged on a warehouse over billions of rows; only the engine
+changes.
 
 :meth:`LogStore.join_clicks` is the click join of :func:`adsys.events.join_clicks`
 written in SQL, and tests check that both give the same labels.
@@ -24,15 +25,16 @@ from adsys.validation import check_int, check_range
 
 __all__ = ["TABLES", "LogStore"]
 
-TABLES = ("impressions", "clicks", "requests")
+TABLES = ("impressions", "clicks", "requests", "candidates")
 
 JOIN_SQL = """
 WITH first_click AS (
     SELECT impression_id, MIN(click_time) AS click_time
     FROM clicks
+    WHERE click_time <= $as_of
     GROUP BY impression_id
 )
-SELECT i.*,
+SELECT {columns},
        f.click_time,
        CAST(COALESCE(f.click_time - i.time <= $window, FALSE) AS TINYINT) AS clicked,
        CAST(COALESCE(f.click_time - i.time > $window, FALSE) AS TINYINT) AS late_click
@@ -55,9 +57,11 @@ class LogStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._connection: duckdb.DuckDBPyConnection | None = None
+        self._views: dict[str, list[int]] = {}   # the days each view was created over
 
     def write_day(self, day: int, **tables: pd.DataFrame) -> None:
-        """Write one day's tables (any of ``impressions``, ``clicks``, ``requests``).
+        """Write one day's tables (any of :data:`TABLES`).
 
         A day written again replaces its earlier files, so a rerun never duplicates.
         Categorical columns are stored as their values (strings or numbers); a ``day``
@@ -88,33 +92,65 @@ class LogStore:
     def sql(self, query: str, **parameters: object) -> pd.DataFrame:
         """Run DuckDB SQL over the stored tables; ``$name`` placeholders take ``parameters``.
 
-        Each table is a view over its Parquet files with a ``day`` partition column.
+        Each table is a view over its Parquet files with a ``day`` partition column
+        (a table with no stored day has no view). A query DuckDB cannot run raises
+        ValueError with DuckDB's message.
         """
         if not isinstance(query, str):
             raise TypeError(f"query must be a string; got {type(query).__name__}")
-        with duckdb.connect() as connection:
-            for table in TABLES:
-                if self.days(table):
-                    pattern = (self.root / table / "day=*" / "*.parquet").as_posix()
-                    connection.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet("
-                                       f"'{pattern}', hive_partitioning = true, "
-                                       f"hive_types = {{'day': INTEGER}})")
-            return connection.execute(query, parameters or None).df()
+        connection = self._connect()
+        try:
+            return connection.execute(query, parameters or None).fetchdf()
+        except duckdb.Error as error:
+            raise ValueError(f"query failed in the store at {self.root}: {error}") from None
 
-    def join_clicks(self, window_seconds: float, days: list[int] | None = None) -> pd.DataFrame:
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """One DuckDB connection per store; a table's view is (re)created when the days
+        on disk changed since, so a query always sees every day written."""
+        if self._connection is None:
+            self._connection = duckdb.connect()
+        for table in TABLES:
+            days = self.days(table)
+            if days and self._views.get(table) != days:
+                pattern = (self.root / table / "day=*" / "*.parquet").as_posix()
+                self._connection.execute(
+                    f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet("
+                    f"'{pattern}', hive_partitioning = true, hive_types = {{'day': INTEGER}})")
+                self._views[table] = days
+        return self._connection
+
+    def join_clicks(self, window_seconds: float, days: list[int] | None = None,
+                    as_of: float | None = None,
+                    columns: list[str] | None = None) -> pd.DataFrame:
         """Impressions labelled with the clicks of the store, in SQL.
 
         The same rule as :func:`adsys.events.join_clicks`: the first click of each
         impression counts, duplicates count once, and an impression is a positive
         if that click came within ``window_seconds``. ``days`` limits the impressions
-        (clicks of any day may join them).
+        (clicks of any day may join them). With ``as_of`` (seconds since day 0), the
+        labels a nightly job has at that time, as :func:`adsys.events.closed_labels`:
+        only clicks received by then, only impressions whose window has closed.
+        ``columns`` picks the impression columns to return (default: all; reading
+        fewer is faster), besides ``impression_id`` and the labels.
         """
         window = check_range("window_seconds", window_seconds, 0, np.inf, low_open=True,
                              high_open=True)
-        where = ""
+        conditions = []
         if days is not None:
             chosen = [check_int("days", d, 0) for d in days]
-            where = f"WHERE i.day IN ({', '.join(map(str, chosen))})" if chosen else "WHERE FALSE"
+            conditions.append(f"i.day IN ({', '.join(map(str, chosen))})" if chosen
+                              else "FALSE")
+        if as_of is not None:
+            as_of = check_range("as_of", as_of, 0, np.inf, high_open=True)
+            conditions.append("i.time + $window <= $as_of")
         if not self.days("clicks"):
             raise ValueError(f"the store at {self.root} has no clicks table")
-        return self.sql(JOIN_SQL.format(where=where), window=window)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        picked = "i.*"
+        if columns is not None:
+            if isinstance(columns, str) or not all(isinstance(c, str) and c.isidentifier()
+                                                   for c in columns):
+                raise TypeError(f"columns must be a list of column names; got {columns!r}")
+            picked = ", ".join(f"i.{c}" for c in dict.fromkeys(["impression_id", *columns]))
+        return self.sql(JOIN_SQL.format(where=where, columns=picked), window=window,
+                        as_of=np.inf if as_of is None else as_of)

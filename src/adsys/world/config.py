@@ -79,6 +79,7 @@ class WorldConfig:
     drift_period_days: float = field(default=28.0, metadata=_spec(1, 3650))
     shift_day: int = field(default=-1, metadata=_spec(-1, 3650))
     shift_size: float = field(default=1.0, metadata=_spec(0, 10))
+    shift_mean: float = field(default=0.0, metadata=_spec(-5, 5))
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -202,7 +202,7 @@ class World:
     def _make_effects(self, rng: np.random.Generator) -> None:
         c = self.config
         self._drift_phase = rng.uniform(0, 2 * np.pi, size=c.n_topics)
-        self._shift = rng.normal(0.0, 1.0, size=c.n_topics) * c.shift_size
+        self._shift = c.shift_mean + rng.normal(0.0, 1.0, size=c.n_topics) * c.shift_size
         unit = rng.normal(0.0, 1.0, size=(len(AGE_BANDS) + len(GENDERS), c.n_topics))
         self.age_topic = unit[: len(AGE_BANDS)] * c.age_topic_sd
         self.gender_topic = unit[len(AGE_BANDS):] * c.gender_topic_sd
