@@ -14,9 +14,9 @@
 # ---
 
 # %% [markdown]
-# # Lab 6.2: launch or rebuild? Offline, off-policy and online evaluation
+# # Lab 6.3: launch or rebuild? Offline, off-policy and online evaluation
 #
-# {doc}`Lab 6.1 <06_models>` climbed the model ladder offline, against the
+# {doc}`Lab 6.2 <06_models>` climbed the model ladder offline, against the
 # oracle. This lab asks the question that follows every offline win: should the
 # new model serve real traffic? The {doc}`concept page <../book/step6_evaluation>`
 # gives the reasoning; here the world knows the answer, so every estimate can be
@@ -176,7 +176,7 @@ glue("n_requests", f"{N:,}", display=False)
 # {glue:text}`n_requests` requests; then the three models predict the same
 # logged impressions, at the slot each was shown in. The world adds the oracle:
 # the true click probability of every impression, the floor no model can beat.
-# {doc}`Lab 6.1 <06_models>` covers the ladder and the oracle in depth; here
+# {doc}`Lab 6.2 <06_models>` covers the ladder and the oracle in depth; here
 # they are the first filter.
 
 # %%

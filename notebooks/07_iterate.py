@@ -230,21 +230,24 @@ assert daily.loc[FAULT_DAY - 3:FAULT_DAY - 1, "revenue"].mean() > daily.loc[SHIF
 #   device. An alert fires above a threshold (0.25, the industry's habit; section 9
 #   revisits it).
 #
-# Which features to watch? Try all of them on the quiet second week first.
+# Which features to watch? Try all of them first on the quiet days between the
+# launch burn-in and day 14.
 
 # %%
+launch_days = 4   # the first nights train on one or two days of logs: a burn-in
 ALL_COLUMNS = [f"f_{c}" for c in NUMERIC_COLUMNS] + ["pctr"]
 week = store.sql(f"""SELECT day, f_device, {", ".join(ALL_COLUMNS)} FROM impressions
-                     WHERE day BETWEEN 4 AND {SHIFT_DAY - 1}""")
+                     WHERE day BETWEEN {launch_days - 3} AND {SHIFT_DAY - 1}""")
 week = week.groupby("day").sample(4_000, random_state=SEED)   # as the monitor does
 quiet_psi = pd.concat([
     drift_table(week[week["day"].between(d - 3, d - 1)], week[week["day"] == d],
                 ALL_COLUMNS, ks=False)
-    for d in range(7, SHIFT_DAY)]).groupby("column")["psi"].max().sort_values()
-quiet_psi.rename("largest PSI, days 7-13").round(3).to_frame().transpose()
+    for d in range(launch_days, SHIFT_DAY)]).groupby("column")["psi"].max().sort_values()
+quiet_psi.rename(f"largest PSI, days {launch_days}-{SHIFT_DAY - 1}").round(3) \
+    .to_frame().transpose()
 
 # %% [markdown]
-# Nothing happened on days 7 to 13 (all traffic, each day against the three days
+# Nothing happened on days 4 to 13 (all traffic, each day against the three days
 # before), yet some columns cross 0.25 anyway: the history features built from
 # cumulative counts (how many impressions an ad has had, its click-through rate so
 # far) move every night *by construction*, as counts grow and estimates sharpen.
@@ -262,7 +265,6 @@ needed = [*WATCH, "f_device", "f_ad_topic", "pctr_shown"]
 for d in range(DAYS):
     monitor.observe(d, store.join_clicks(config.attribution_window, days=[d],
                                          columns=needed))
-launch_days = 4   # the first nights train on one or two days of logs: a burn-in
 alerts = monitor.alerts[monitor.alerts["day"] >= launch_days]
 alerts[["day", "message"]].style.hide(axis="index")
 
@@ -386,7 +388,7 @@ glue("n_false", f"{len(false_alarm_days)}", display=False)
 glue("false_rate", pct(len(false_alarm_days) / len(quiet_days), 0), display=False)
 first_shift = alerts[alerts["day"] == SHIFT_DAY]
 first_fault = alerts[alerts["day"] == FAULT_DAY]
-assert delays == {"shift": 0, "fault": 0}
+assert {SHIFT_DAY, FAULT_DAY} <= set(alerts["day"])   # both caught the same morning
 assert set(first_shift["kind"]) == {"calibration"}
 assert "drift" in set(first_fault["kind"])
 glue("shift_alerts", f"{len(first_shift)}", display=False)
@@ -468,7 +470,8 @@ by_device = store.sql("""
 step7.daily_by_device(by_device, store)
 
 # %%
-ctr = by_device.assign(ctr=by_device["clicks"] / by_device["impressions"]).pivot(
+daily_device = store.sql(step7.DAILY_BY_DEVICE_SQL)   # the reference answer
+ctr = daily_device.assign(ctr=daily_device["clicks"] / daily_device["impressions"]).pivot(
     index="day", columns="device", values="ctr")
 change = ctr.loc[SHIFT_DAY] / ctr.loc[SHIFT_DAY - 7:SHIFT_DAY - 1].mean() - 1
 change.rename(f"CTR change on day {SHIFT_DAY}").map(pct).to_frame().transpose()
@@ -760,8 +763,8 @@ loss_vs, rev_vs = table["log_loss"] / table.loc["sliding window", "log_loss"] - 
 assert table["log_loss"].idxmax() == "never" and table["revenue"].idxmin() == "never"
 never_gap = versus_sliding["log_loss"]["never"] / versus_sliding["log_loss"][
     "sliding window"] - 1
-assert never_gap[never_gap.index >= SHIFT_DAY].mean() > 2 * never_gap[
-    never_gap.index < SHIFT_DAY].mean()                # "most of it after the shift"
+assert never_gap[never_gap.index >= SHIFT_DAY].mean() > 1.5 * never_gap[
+    never_gap.index < SHIFT_DAY].mean()                # "a gap that widens after the shift"
 assert loss_vs["daily"] > 0 and rev_vs["daily"] < 0
 
 
@@ -790,8 +793,8 @@ glue("never_rev", pct(-rev_vs["never"]), display=False)
 # ```
 #
 # **Takeaway:** against the sliding window (every night, last three days), never
-# retraining has {glue:text}`never_vs`, most of it after the shift, which it
-# never learns. Training every night on a single day is as fresh but learns from a
+# retraining has {glue:text}`never_vs`, a gap that widens after the shift, which
+# it never learns. Training every night on a single day is as fresh but learns from a
 # third of the data: {glue:text}`daily_vs`. Weekly retraining on a week of logs
 # lags each change by up to a week but learns from more data: {glue:text}`weekly_vs`.
 # Lowest log loss: {glue:text}`best_loss_policy`; most revenue:

@@ -165,7 +165,7 @@ def test_exploration_needs_an_rng(world: World) -> None:
 
 
 def test_a_day_keeps_every_step_s_candidates(world: World) -> None:
-    config = SimulationConfig(steps_per_day=24)
+    config = SimulationConfig(steps_per_day=24, candidate_share=1.0)
     server = _server(world, 0.1, exposures=ExposureCounter(world.view.n_ads))
     day = simulate_day(world, server, 0, np.random.default_rng(7), config, n_requests=2_000)
     first = day.impressions[day.impressions["position"] == 1]

@@ -300,7 +300,10 @@ def test_the_command_line_writes_a_monitoring_report_that_catches_its_fault(tmp_
     first = [a for a in report["alerts"] if a["day"] == 2]
     assert any(a["kind"] == "drift" and a["value"] == "mobile"
                and a["metric"] == "PSI of f_user_topic_view_share" for a in first)
-    assert not [a for a in report["alerts"] if a["day"] < 2 and a["kind"] == "drift"]
+    # No feature drifts before the fault. (pCTR may: each night ships a new model, and
+    # the first one replaces the bootstrap model trained on random traffic.)
+    assert not [a for a in report["alerts"] if a["day"] < 2 and a["kind"] == "drift"
+                and a["metric"].startswith("PSI of f_")]
     days = {row["day"] for row in report["quality"]}
     assert days == {0, 1, 2, 3}
     assert {row["value"] for row in report["quality"] if row["segment"] == "f_device"} == {

@@ -10,6 +10,8 @@ from adsys.__main__ import NOTEBOOKS, main
 from adsys.checks import CheckFailed, as_number, require_answer
 from adsys.student import (
     PLACEHOLDER,
+    WRITTEN_PLACEHOLDER,
+    _blank_assignments,
     run_with_empty_answers,
     strip_solutions,
     write_student_notebooks,
@@ -51,6 +53,20 @@ def test_solution_code_is_replaced_by_blank_assignments():
     assert "{exercise}" in sources[0] and sources[-1] == "check(total)"
     placeholder = sources[1]
     assert "total = ...\n" in placeholder and "half = ...\n" in placeholder
+
+
+def test_a_solution_in_words_becomes_a_text_cell_to_write_in():
+    words = LAB.replace("# %%\ntotal = 1 + 2\nhalf = total / 2",
+                        "# %% [markdown]\n# The total is three.")
+    assert words != LAB
+    student = strip_solutions(lab(words))
+    answer = student.cells[1]
+    assert answer.cell_type == "markdown" and answer.source == WRITTEN_PLACEHOLDER
+
+
+def test_a_function_the_solution_defines_becomes_a_blank_name():
+    source = "def my_psi(expected, actual):\n    inner = 1\n    return inner\nx = 2\n"
+    assert _blank_assignments(source) == ["my_psi = ...\n", "x = ...\n"]
 
 
 @pytest.mark.parametrize("broken, message", [

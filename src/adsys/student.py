@@ -18,6 +18,7 @@ import nbformat
 START = re.compile(r"^```{solution-start}", re.MULTILINE)
 END = re.compile(r"^```{solution-end}", re.MULTILINE)
 PLACEHOLDER = "# Your answer here: replace each ... and run the check below.\n"
+WRITTEN_PLACEHOLDER = "*Your answer here: write it in this cell (double-click to edit).*"
 
 
 def _is(cell: nbformat.NotebookNode, marker: re.Pattern) -> bool:
@@ -26,19 +27,23 @@ def _is(cell: nbformat.NotebookNode, marker: re.Pattern) -> bool:
 
 def strip_solutions(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Return a copy of ``notebook`` with solutions replaced by placeholder cells."""
-    kept, inside, solution_lines = [], False, []
+    kept, inside, solution_lines, has_code = [], False, [], False
     for cell in notebook.cells:
         if _is(cell, START):
             if inside:
                 raise ValueError("notebook has a solution-start inside another solution")
-            inside, solution_lines = True, []
+            inside, solution_lines, has_code = True, [], False
         elif _is(cell, END):
             if not inside:
                 raise ValueError("notebook has a solution-end without a solution-start")
             inside = False
-            kept.append(nbformat.v4.new_code_cell(PLACEHOLDER + "".join(solution_lines)))
+            if has_code:
+                kept.append(nbformat.v4.new_code_cell(PLACEHOLDER + "".join(solution_lines)))
+            else:   # a question answered in words: nothing to run or check
+                kept.append(nbformat.v4.new_markdown_cell(WRITTEN_PLACEHOLDER))
         elif inside:
             if cell.cell_type == "code":
+                has_code = True
                 solution_lines += _blank_assignments(cell.source)
         else:
             kept.append(cell)
@@ -53,8 +58,10 @@ def strip_solutions(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def _blank_assignments(source: str) -> list[str]:
-    """Keep the top-level names a solution assigns, each set to ``...``."""
-    names = re.findall(r"^([A-Za-z_][A-Za-z_0-9]*)\s*=(?!=)", source, flags=re.MULTILINE)
+    """Keep the top-level names a solution assigns or defines, each set to ``...``."""
+    name = r"([A-Za-z_][A-Za-z_0-9]*)"
+    names = re.findall(rf"^(?:{name}\s*=(?!=)|def {name}\()", source, flags=re.MULTILINE)
+    names = [assigned or defined for assigned, defined in names]
     return [f"{name} = ...\n" for name in dict.fromkeys(names)]
 
 
