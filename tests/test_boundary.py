@@ -37,8 +37,8 @@ CONTRACTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["import
 # Modules on the truth side or above it: the world, the loop (and the release job and
 # counterfactual replay, which run the world), the course.
 NOT_PLATFORM = {"adsys.world", "adsys.simulate", "adsys.baseline", "adsys.report",
-                "adsys.release", "adsys.replay", "adsys.__main__", "adsys.checks", "adsys.student", "adsys.plots",
-                "adsys.validation", "adsys.__init__"}
+                "adsys.release", "adsys.replay", "adsys.__main__", "adsys.checks",
+                "adsys.student", "adsys.plots", "adsys.validation", "adsys.__init__"}
 # What the world knows and a platform does not (attributes and methods of World).
 HIDDEN = {"interests", "user_bias", "ad_quality", "activity", "age_topic", "gender_topic",
           "hour_topic", "relevance", "click_probability", "examine", "topic_drift",
