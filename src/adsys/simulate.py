@@ -88,9 +88,11 @@ class DayResult:
     ``charged`` and ``unbilled`` (dollars billed for its click and the part above the
     budget). ``clicks`` holds every click event received for the day's impressions,
     duplicates and late arrivals included. ``requests`` is the day's request log.
-    ``candidates`` (with ``SimulationConfig(candidate_share > 0)``) holds the
-    candidates the click model scored for a sample of the requests (see
+    ``candidates`` holds the candidates the click model scored for a
+    ``config.candidate_share`` of the requests, when the server logs candidates (the
+    :class:`Simulation` turns that on when the share is above 0; see
     :attr:`AdServer.candidates`): what a counterfactual replay of another model needs.
+    Otherwise ``None``.
     """
 
     day: int
