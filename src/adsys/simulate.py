@@ -211,7 +211,6 @@ def simulate_day(world: World, server: AdServer | SplitServer, day: int, rng: np
             log.insert(0, "impression_id", np.arange(next_id, next_id + len(log)))
             next_id += len(log)
             users, ads = log["user_id"].to_numpy(), log["ad_id"].to_numpy()
-            log["pctr_shown"] = server.predict_shown(log)
             log["exposures"] = prior_exposures(users, ads, seen)
             seen.record(users, ads)
             log["true_p"] = world.click_probability(users, ads, log["publisher_id"],
@@ -225,6 +224,8 @@ def simulate_day(world: World, server: AdServer | SplitServer, day: int, rng: np
         events.append(step_events)
     billing.bill_until(np.inf)  # clicks arriving after midnight are billed to the same day
     impressions = pd.concat(logs, ignore_index=True)
+    with timer.stage("clicks"):   # one model call for the day: the model is the day's
+        impressions["pctr_shown"] = server.predict_shown(impressions)
     impressions["charged"] = billing.charged
     impressions["unbilled"] = billing.unbilled
     clicks = pd.concat(events, ignore_index=True).sort_values("click_time", kind="stable")
