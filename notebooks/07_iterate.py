@@ -41,9 +41,9 @@
 #   for a segment's sample size.
 # ```
 #
-# The lab is sized to run in under a minute: 6,000 requests a day instead of
-# the default world's 100,000. `benchmarks/bench_weeks.py` runs the same four weeks
-# at full size.
+# The lab is sized for a laptop or Binder: 6,000 requests a day instead of the
+# default world's 100,000 (its run time is on the {doc}`../book/performance` page).
+# `benchmarks/bench_weeks.py` runs the same four weeks at full size.
 
 # %% tags=["remove-cell"]
 # On Colab, fetch the course and install its package first (Binder and local
