@@ -27,7 +27,13 @@ import pandas as pd
 
 from adsys.features import CATEGORICAL_COLUMNS, FEATURE_COLUMNS
 from adsys.observable import Requests
-from adsys.prediction import Calibrator, ClickModel, LightGBMClickModel, recalibrate_downsampled
+from adsys.prediction import (
+    Calibrator,
+    ClickModel,
+    LightGBMClickModel,
+    _check_features,
+    recalibrate_downsampled,
+)
 from adsys.serving import STAGES, AdServer, StageTimer
 from adsys.validation import check_int
 
@@ -76,26 +82,9 @@ class ServedClickModel:
         return p if self.calibrator is None else self.calibrator.transform(p)
 
     def _booster_predict(self, features: pd.DataFrame) -> np.ndarray:
-        if not isinstance(features, pd.DataFrame):
-            raise TypeError(f"features must be a DataFrame from make_features; "
-                            f"got {type(features).__name__}")
-        missing = [c for c in FEATURE_COLUMNS if c not in features]
-        if missing:
-            raise ValueError(f"features is missing columns {missing}")
-        if len(features) == 0:
-            raise ValueError("features must not be empty")
-        x = np.empty((len(features), len(FEATURE_COLUMNS)))
-        for j, column in enumerate(FEATURE_COLUMNS):
-            values = features[column]
-            if column in CATEGORICAL_COLUMNS:
-                if not isinstance(values.dtype, pd.CategoricalDtype):
-                    raise ValueError(f"features column {column!r} must be categorical, as "
-                                     f"make_features returns it; got {values.dtype}")
-                x[:, j] = values.array.codes
-            else:
-                x[:, j] = values.to_numpy(float)
-        if not np.isfinite(x).all():
-            raise ValueError("features must be finite (no NaN or inf)")
+        _check_features(features)   # the click models' checks: columns, types, finite
+        x = np.column_stack([features[c].array.codes if c in CATEGORICAL_COLUMNS
+                             else features[c].to_numpy(float) for c in FEATURE_COLUMNS])
         threads = self.model.params["n_jobs"]    # the booster forgets it: pass it again
         return self.model.estimator.booster_.predict(x, num_threads=threads)
 
