@@ -132,6 +132,9 @@ def monitor(store: LogStore, config: SimulationConfig, events: dict[str, int],
     checks = len(quiet) * (len(WATCHED_COLUMNS) * 4 + 1 + 3 + 16)
     return {
         "seconds_per_day": round(seconds / max(len(store.days()), 1), 3),
+        # moves are measured from the second day on; calibration alerts wait for
+        # min_noise_days of them
+        "calibration_alerts_from_day": min(store.days()) + 1 + watch.min_noise_days,
         "alerts_total": len(alerts),
         "detection_delay_days": delays,
         "alerts_on_the_event_days": first,

@@ -182,10 +182,17 @@ def test_calibration_shift_scales_with_the_clicks_behind_it():
     assert z[0] == pytest.approx(np.log(1.2) / np.sqrt(1 / 100 + 1 / 300))
     assert z[1] == pytest.approx(10 * z[0])        # 100x the clicks: 10x the z
     assert np.isnan(ratio[2]) and np.isnan(z[2])   # no click today: undefined
+    # The day-to-day spread adds to the Poisson noise, the same for every segment.
+    _, z_spread = calibration_shift([100, 10000], [120, 12000], [300, 30000], [300, 30000],
+                                    day_to_day_variance=0.01)
+    assert z_spread[0] == pytest.approx(np.log(1.2) / np.sqrt(1 / 100 + 1 / 300 + 0.01))
+    assert z_spread[1] == pytest.approx(np.log(1.2) / np.sqrt(1 / 10000 + 1 / 30000 + 0.01))
     with pytest.raises(ValueError, match="same length"):
         calibration_shift([1], [1, 2], [1], [1])
     with pytest.raises(ValueError, match=">= 0"):
         calibration_shift([-1], [1], [1], [1])
+    with pytest.raises(ValueError, match="day_to_day_variance"):
+        calibration_shift([1], [1], [1], [1], day_to_day_variance=-0.1)
 
 
 def day_of_traffic(rng: np.random.Generator, n: int = 20_000, calibration: float = 1.0,
@@ -227,22 +234,52 @@ def test_the_monitor_is_quiet_on_steady_days_and_flags_the_day_things_change(rng
 
 def test_a_steady_miscalibration_raises_nothing_but_a_change_does(rng):
     monitor = Monitor(["pctr"], prediction="pctr", reference_days=2)
-    for day in range(4):
+    for day in range(8):
         assert monitor.observe(day, day_of_traffic(rng, calibration=1.3)).empty
-    assert not monitor.observe(4, day_of_traffic(rng, calibration=1.0)).empty
+    assert not monitor.observe(8, day_of_traffic(rng, calibration=1.0)).empty
+
+
+def test_calibration_alerts_wait_until_the_monitor_knows_a_normal_day(rng):
+    # Days 1-5 have a reference; the spread needs moves from min_noise_days = 5 of them.
+    monitor = Monitor(["pctr"], prediction="pctr", reference_days=1, min_noise_days=5)
+    for day in range(6):   # day 5's jump comes before the monitor is armed
+        assert monitor.observe(day, day_of_traffic(rng, n=100_000,
+                                                   calibration=1.0 + 0.5 * (day == 5))).empty
+    assert not monitor.observe(6, day_of_traffic(rng, n=100_000, calibration=3.0)).empty
+
+
+def test_days_that_differ_more_than_clicks_raise_no_alarm_until_a_real_move(rng):
+    # Healthy days whose calibration wanders by about 10% (a new model each night).
+    wander = np.exp(rng.normal(0, 0.1, 20))
+    monitor = Monitor(["pctr"], prediction="pctr", reference_days=3, z_threshold=4)
+    for day, calibration in enumerate(wander):
+        assert monitor.observe(day, day_of_traffic(rng, n=200_000,
+                                                   calibration=calibration)).empty, day
+    # Poisson noise alone would have called several of those moves significant.
+    daily = monitor.quality.query("segment == 'all'")
+    clicks, expected = daily["clicks"].to_numpy(), daily["mean_prediction"].to_numpy() * \
+        daily["impressions"].to_numpy()
+    ref_clicks = np.array([clicks[d - 3:d].sum() for d in range(3, 20)])
+    ref_expected = np.array([expected[d - 3:d].sum() for d in range(3, 20)])
+    ratio, z = calibration_shift(clicks[3:], expected[3:], ref_clicks, ref_expected)
+    assert ((np.abs(z) >= 4) & (np.abs(ratio - 1) >= 0.1)).sum() >= 3
+    jump = monitor.observe(20, day_of_traffic(rng, n=200_000,
+                                              calibration=wander[-3:].mean() * 1.6))
+    assert jump["kind"].tolist() == ["calibration"]
+    assert "usual day-to-day spread of" in jump["message"].item()
 
 
 def test_a_small_segment_needs_a_larger_move_to_alert(rng):
-    # The same 30% move: significant on the whole day, not on a segment of 150 rows.
+    # The same 30% move: significant on the whole day, not on a segment of ~150 clicks.
     monitor = Monitor(["pctr"], quality_by=["device"], prediction="pctr")
-    small = {"mobile": 0.99, "desktop": 0.005, "tablet": 0.005}
-    for day in range(3):
-        monitor.observe(day, day_of_traffic(rng, n=30_000))
-    moved = day_of_traffic(rng, n=30_000, calibration=1.3)
-    alerts_today = monitor.observe(3, moved)
-    assert "all" in set(alerts_today["value"]) and small["tablet"] < 0.01
-    tablet = monitor.quality.query("day == 3 and value == 'tablet'")
-    assert tablet["clicks"].item() < 150 and "tablet" not in set(alerts_today["value"])
+    for day in range(12):
+        monitor.observe(day, day_of_traffic(rng, n=60_000))
+    moved = day_of_traffic(rng, n=60_000, calibration=1.3)
+    day = 12
+    alerts_today = monitor.observe(day, moved)
+    assert "all" in set(alerts_today["value"])
+    tablet = monitor.quality.query(f"day == {day} and value == 'tablet'")
+    assert tablet["clicks"].item() < 300 and "tablet" not in set(alerts_today["value"])
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
@@ -255,6 +292,8 @@ def test_a_small_segment_needs_a_larger_move_to_alert(rng):
     ({"z_threshold": 0}, ValueError, "z_threshold"),
     ({"min_change": 2.0}, ValueError, "min_change"),
     ({"min_rows": 0}, ValueError, "min_rows"),
+    ({"noise_days": 0}, ValueError, "noise_days"),
+    ({"min_noise_days": 20}, ValueError, "min_noise_days"),
     ({"sample_size": 1.5}, TypeError, "sample_size"),
     ({"prediction": None}, TypeError, "prediction"),
     ({"ks": "no"}, TypeError, "ks"),

@@ -179,14 +179,19 @@ def alerts(drift: pd.DataFrame, quality: pd.DataFrame, psi_threshold: float = PS
 
 
 def calibration_shift(clicks: ArrayLike, expected: ArrayLike, reference_clicks: ArrayLike,
-                      reference_expected: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+                      reference_expected: ArrayLike,
+                      day_to_day_variance: ArrayLike = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """How far calibration moved from a reference, and how surprising that is.
 
     Calibration is predicted clicks over clicks (``expected / clicks``). Returns the
     ratio of today's calibration to the reference's and its z-score, ``ln(ratio) /
-    sqrt(1 / clicks + 1 / reference_clicks)``: clicks are close to Poisson, so the log
-    of a count has a variance of about one over the count. A segment with few clicks
-    needs a larger move to reach the same z. NaN where either side has no click.
+    sqrt(1 / clicks + 1 / reference_clicks + day_to_day_variance)``: clicks are close
+    to Poisson, so the log of a count has a variance of about one over the count, and
+    a segment with few clicks needs a larger move to reach the same z. Days also differ
+    by more than coin flips (a new model every night, a new mix of ads):
+    ``day_to_day_variance`` (one value, or one per row) adds that spread of
+    ``ln(ratio)`` (:class:`Monitor` measures it on the days before). NaN where either
+    side has no click.
     """
     arrays = [as_1d(name, values, allow_empty=True) for name, values in (
         ("clicks", clicks), ("expected", expected), ("reference_clicks", reference_clicks),
@@ -197,11 +202,14 @@ def calibration_shift(clicks: ArrayLike, expected: ArrayLike, reference_clicks: 
                          "have the same length")
     if min(a.min(initial=0.0) for a in arrays) < 0:
         raise ValueError("clicks and expected clicks must be >= 0")
+    extra = np.broadcast_to(np.asarray(day_to_day_variance, float), c.shape)
+    if np.any(extra < 0):
+        raise ValueError("day_to_day_variance must be >= 0")
     ok = (c > 0) & (rc > 0) & (e > 0) & (re > 0)
     ratio = np.full(len(c), np.nan)
     z = np.full(len(c), np.nan)
     ratio[ok] = (e[ok] / c[ok]) / (re[ok] / rc[ok])
-    z[ok] = np.log(ratio[ok]) / np.sqrt(1 / c[ok] + 1 / rc[ok])
+    z[ok] = np.log(ratio[ok]) / np.sqrt(1 / c[ok] + 1 / rc[ok] + extra[ok])
     return ratio, z
 
 
@@ -224,6 +232,15 @@ class Monitor:
       the reference days by at least ``min_change`` (relative) with a z-score of at
       least ``z_threshold`` (see :func:`calibration_shift`).
 
+    The z-score of a calibration move counts two kinds of noise: the clicks' own
+    (Poisson) and the day-to-day spread a healthy system shows anyway, because every
+    night ships a new model and every day a new mix of ads. The monitor measures the
+    second on its own past: the moves of the segments of each column (all traffic,
+    each device, each topic...) over the last ``noise_days`` days give a robust spread
+    (the median absolute deviation, less the Poisson part). Until it has moves from
+    ``min_noise_days`` days, it raises no calibration alert: a new monitor first
+    learns what a normal day looks like.
+
     Alerts compare with the trailing days, not with a fixed target: a model that is
     steadily 10% off raises nothing, a model that moves does. The trailing reference
     also means a change that persists stops alerting once it fills the reference:
@@ -240,6 +257,9 @@ class Monitor:
     reference_days : int
         Trailing days pooled as the reference (the model's training window is a
         natural choice).
+    noise_days, min_noise_days : int
+        The days of past calibration moves that measure the day-to-day spread, and
+        how many are needed before calibration alerts start.
     prediction, label : str
         The prediction at the slot shown and the 0/1 label.
     sample_size : int
@@ -255,7 +275,8 @@ class Monitor:
                  quality_by: list[str] | tuple[str, ...] = (), drift_by: str | None = None,
                  reference_days: int = 3, psi_threshold: float = PSI_ALERT,
                  z_threshold: float = 4.0, min_change: float = 0.1, min_rows: int = 100,
-                 bins: int = 10, prediction: str = "pctr_shown", label: str = "clicked",
+                 noise_days: int = 14, min_noise_days: int = 5, bins: int = 10,
+                 prediction: str = "pctr_shown", label: str = "clicked",
                  sample_size: int = 20_000, seed: int = 0, ks: bool = True) -> None:
         self.columns = _names("columns", columns, allow_empty=False)
         self.quality_by = _names("quality_by", quality_by)
@@ -268,6 +289,8 @@ class Monitor:
         self.z_threshold = check_range("z_threshold", z_threshold, 0, np.inf, low_open=True)
         self.min_change = check_range("min_change", min_change, 0, 1)
         self.min_rows = check_int("min_rows", min_rows, 1)
+        self.noise_days = check_int("noise_days", noise_days, 1)
+        self.min_noise_days = check_int("min_noise_days", min_noise_days, 1, self.noise_days)
         self.bins = check_int("bins", bins, 2)
         self.prediction, self.label = _name("prediction", prediction), _name("label", label)
         self.sample_size = check_int("sample_size", sample_size, 1)
@@ -278,6 +301,7 @@ class Monitor:
         self._samples: dict[int, pd.DataFrame] = {}
         self._sums: dict[int, pd.DataFrame] = {}
         self._quality, self._drift, self._alerts = [], [], []
+        self._moves: list[pd.DataFrame] = []   # each day's ln(calibration ratio) per segment
 
     def observe(self, day: int, labelled: pd.DataFrame) -> pd.DataFrame:
         """Monitor ``day`` from its labelled impressions; return the day's alerts.
@@ -358,20 +382,43 @@ class Monitor:
     def _calibration_alerts(self, day: int, sums: pd.DataFrame,
                             pooled: pd.DataFrame) -> list[dict]:
         both = sums.merge(pooled, left_index=True, right_index=True, suffixes=("", "_ref"))
+        segment = both.index.get_level_values("segment")
+        self._moves = [m for m in self._moves if m["day"].iloc[0] >= day - self.noise_days]
+        spread = pd.Series(self._day_to_day_variance(), dtype=float)
+        extra = segment.map(spread).to_numpy(float)   # NaN where not measured yet
         ratio, z = calibration_shift(both["clicks"], both["expected"], both["clicks_ref"],
-                                     both["expected_ref"])
+                                     both["expected_ref"], np.nan_to_num(extra))
+        poisson = 1 / both["clicks"].to_numpy(float) + 1 / both["clicks_ref"].to_numpy(float)
+        self._moves.append(pd.DataFrame({"day": day, "segment": segment,
+                                         "move": np.log(ratio), "poisson": poisson}))
         alerts = []
-        for (segment, value), r, score in zip(both.index, ratio, z, strict=True):
-            if np.isfinite(score) and abs(score) >= self.z_threshold \
+        for (name, value), r, score, var in zip(both.index, ratio, z, extra, strict=True):
+            if np.isfinite(score) and np.isfinite(var) and abs(score) >= self.z_threshold \
                     and abs(r - 1) >= self.min_change:
-                where = "" if segment == "all" else f" on {segment}={value}"
+                where = "" if name == "all" else f" on {name}={value}"
                 alerts.append({
-                    "day": day, "kind": "calibration", "segment": segment, "value": value,
+                    "day": day, "kind": "calibration", "segment": name, "value": value,
                     "metric": "calibration vs reference", "observed": float(r),
                     "threshold": self.z_threshold,
                     "message": f"day {day}: calibration{where} moved x{r:.2f} against the "
-                               f"{self.reference_days} days before (z = {score:+.1f})"})
+                               f"{self.reference_days} days before (z = {score:+.1f}, "
+                               f"with a usual day-to-day spread of {np.sqrt(var):.0%})"})
         return alerts
+
+    def _day_to_day_variance(self) -> dict[str, float]:
+        """Per segment column, the variance of healthy days' calibration moves beyond
+        Poisson noise, from the last ``noise_days`` days (none until there are
+        ``min_noise_days`` of them)."""
+        if not self._moves:
+            return {}
+        past = pd.concat(self._moves, ignore_index=True)
+        past = past[np.isfinite(past["move"])]
+        spread = {}
+        for segment, moves in past.groupby("segment", sort=False):
+            if moves["day"].nunique() >= self.min_noise_days:
+                mad = 1.4826 * np.median(np.abs(moves["move"] - moves["move"].median()))
+                spread[segment] = max(mad**2 - float(moves["poisson"].median()), 0.0)
+        return spread
 
     def _drift_rows(self, day: int, reference: pd.DataFrame,
                     current: pd.DataFrame) -> list[dict]:
@@ -417,7 +464,8 @@ class Monitor:
         settings = {"columns": list(self.columns), "quality_by": list(self.quality_by),
                     "drift_by": self.drift_by, "reference_days": self.reference_days,
                     "psi_threshold": self.psi_threshold, "z_threshold": self.z_threshold,
-                    "min_change": self.min_change, "min_rows": self.min_rows}
+                    "min_change": self.min_change, "min_rows": self.min_rows,
+                    "noise_days": self.noise_days, "min_noise_days": self.min_noise_days}
         return {"settings": settings, "quality": records(self.quality),
                 "drift": records(self.drift), "alerts": records(self.alerts)}
 
