@@ -12,6 +12,12 @@ Revenue and clicks are scored with the world's true click probabilities. Scoring
 is the CPU time of the select and predict stages per request, batched (best of
 several runs); latency is wall-clock time of each request served alone.
 
+By inventory size: the funnel can save at most N/K of the heavy scoring with N eligible
+ads per request, and the default world has about 150. The same recipe (without the
+single-request latencies) runs again in worlds with more advertisers, everything else
+as in data/world.toml, and ``by_inventory`` records each world's smallest K keeping 97%
+of the revenue and the saving at that K.
+
 Run: python benchmarks/bench_funnel.py  (writes benchmarks/results/funnel.json)
 """
 
@@ -19,6 +25,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from _common import pin_one_core, save
@@ -29,16 +37,26 @@ from adsys.funnel import ServedClickModel, batched_stage_seconds, one_at_a_time
 from adsys.history import ExposureCounter
 from adsys.index import AdIndex
 from adsys.metrics import recall_at_k
-from adsys.observable import SECONDS_PER_DAY
+from adsys.observable import SECONDS_PER_DAY, Requests
 from adsys.pacing import traffic_forecast
 from adsys.prediction import Calibrator, LightGBMClickModel, LogisticClickModel
 from adsys.selection import LightModel, Selector
 from adsys.serving import STAGES, AdServer
 from adsys.simulate import SimulationConfig, bootstrap, retrain, simulate_day
-from adsys.world import World
+from adsys.world import World, WorldConfig
 
 KS = [4, 5, 6, 7, 8, 10, 12, 16, 24, 32, 64]
 N_REQUESTS, N_TIMED, N_SINGLE, REPEATS, DAY = 3_000, 1_000, 500, 5, 1
+LARGER_INVENTORIES = (600, 1200)  # advertisers in the larger worlds (default: 300)
+
+
+@dataclass
+class Measurement:
+    """The per-K results in one world, and what the latency runs need to serve again."""
+
+    results: dict
+    server: Callable[[int | None], AdServer]
+    requests: Requests
 
 
 def first_model(downsampling_rate: float = 1.0) -> LogisticClickModel:
@@ -74,11 +92,11 @@ def train(world: World, config: SimulationConfig):
     return ServedClickModel(models.heavy, calibrator), models.light, history
 
 
-def main() -> None:
-    pin_one_core()
-    load_before = os.getloadavg()
-    started = time.perf_counter()
-    world, config = World(seed=0), SimulationConfig()
+def measure(world: World, config: SimulationConfig, user_blind: bool = True) -> Measurement:
+    """Train on the world's own logs, then serve the same requests with every K.
+
+    ``user_blind`` also scores the user-blind selector at every K (revenue, recall).
+    """
     view = world.view
     heavy, light, history = train(world, config)
     requests = world.requests(DAY, np.random.default_rng(7), n=N_REQUESTS)
@@ -98,9 +116,9 @@ def main() -> None:
     heavy_ecpm = 1000 * bid * heavy.predict(make_features(
         view, requests.user[req], ad, requests.publisher[req], requests.hour[req],
         SERVING_POSITION, history))
-    blind = LightModel.ad_only(history.base_rate)
     light_ecpm = Selector(view, history, light).score(requests, req, ad)
-    blind_ecpm = Selector(view, history, blind).score(requests, req, ad)
+    blind = LightModel.ad_only(history.base_rate)
+    blind_ecpm = Selector(view, history, blind).score(requests, req, ad) if user_blind else None
 
     # Scoring CPU time, batched: every K once per round, best round per K, so that a
     # burst of other load does not land on one K only.
@@ -120,44 +138,95 @@ def main() -> None:
         per_k[k] = {
             "revenue_ratio": round(revenue / reference_revenue, 4),
             "clicks_ratio": round(clicks / reference_clicks, 4),
-            "revenue_ratio_user_blind": round(truth(k, blind)[0] / reference_revenue, 4),
             "recall_at_k_top3": round(recall_at_k(heavy_ecpm, light_ecpm, req, k, 3), 4),
-            "recall_at_k_top3_user_blind": round(
-                recall_at_k(heavy_ecpm, blind_ecpm, req, k, 3), 4),
             "scoring_cpu_ms_per_request": round(1000 * scoring, 4),
             "scoring_speedup": round(reference_scoring / scoring, 1),
         }
+        if user_blind:
+            per_k[k]["revenue_ratio_user_blind"] = round(
+                truth(k, blind)[0] / reference_revenue, 4)
+            per_k[k]["recall_at_k_top3_user_blind"] = round(
+                recall_at_k(heavy_ecpm, blind_ecpm, req, k, 3), 4)
     chosen = next((k for k in KS if per_k[k]["revenue_ratio"] >= 0.97), None)
     fast = [k for k in KS if per_k[k]["scoring_speedup"] >= 20]
+    eligible = np.bincount(req, minlength=N_REQUESTS)
+    return Measurement(results={
+        "eligible_ads_per_request_median": float(np.median(eligible)),
+        "reference_scoring_cpu_ms_per_request": round(1000 * reference_scoring, 4),
+        "per_k": per_k,
+        "chosen_k": chosen,
+        "largest_k_with_20x": fast[-1] if fast else None,
+    }, server=server, requests=requests)
+
+
+def at_chosen_k(n_advertisers: int, results: dict) -> dict:
+    """One row of the by-inventory table: the world's size and its funnel at the K kept."""
+    k = results["chosen_k"]
+    row = results["per_k"][k] if k is not None else {}
+    return {
+        "n_advertisers": n_advertisers,
+        "eligible_ads_per_request_median": results["eligible_ads_per_request_median"],
+        "reference_scoring_cpu_ms_per_request":
+            results["reference_scoring_cpu_ms_per_request"],
+        "chosen_k": k,
+        **{key: row.get(key) for key in ("revenue_ratio", "clicks_ratio",
+                                         "recall_at_k_top3", "scoring_speedup")},
+        "bar_speedup_20x_met_at_chosen_k": bool(k is not None
+                                                 and row["scoring_speedup"] >= 20),
+        "largest_k_with_20x": results["largest_k_with_20x"],
+        "per_k": results["per_k"],
+    }
+
+
+def main() -> None:
+    pin_one_core()
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    world, config = World(seed=0), SimulationConfig()
+    default = measure(world, config)
+    chosen = default.results["chosen_k"]
 
     # One request at a time: wall clock (the latency a caller sees) and CPU time (the
     # same, minus the waits for a core that a busy machine adds).
     single = {}
     for clock_name, clock in (("wall", time.perf_counter), ("cpu", time.process_time)):
         for label, k in (("chosen_k", chosen), ("every_eligible_ad", None)):
-            frame = one_at_a_time(server(k), requests.take(slice(0, N_SINGLE)), DAY,
-                                  clock=clock)
+            frame = one_at_a_time(default.server(k), default.requests.take(
+                slice(0, N_SINGLE)), DAY, clock=clock)
             single[f"{label}_{clock_name}"] = {
                 stage: {"p50_ms": round(1000 * float(frame[stage].quantile(0.5)), 3),
                         "p99_ms": round(1000 * float(frame[stage].quantile(0.99)), 3)}
                 for stage in (*STAGES, "total")}
+    default_seconds = time.perf_counter() - started
 
-    eligible = np.bincount(req, minlength=N_REQUESTS)
+    # By inventory size: the same recipe in worlds with more advertisers (and so more
+    # campaigns, ads and eligible ads per request); users, traffic and the per-campaign
+    # budget and bid distributions stay those of data/world.toml.
+    by_inventory = [at_chosen_k(world.config.n_advertisers, default.results)]
+    for n_advertisers in LARGER_INVENTORIES:
+        larger = World(WorldConfig.load(n_advertisers=n_advertisers), seed=0)
+        by_inventory.append(at_chosen_k(n_advertisers,
+                                        measure(larger, config, user_blind=False).results))
+
+    per_k = default.results["per_k"]
     save("funnel", {
         "load_average_before_after": [round(load_before[0], 2),
                                       round(os.getloadavg()[0], 2)],
         "requests": N_REQUESTS,
-        "eligible_ads_per_request_median": float(np.median(eligible)),
-        "reference_scoring_cpu_ms_per_request": round(1000 * reference_scoring, 4),
-        "per_k": per_k,
-        "chosen_k": chosen,
+        **{key: default.results[key] for key in ("eligible_ads_per_request_median",
+                                                 "reference_scoring_cpu_ms_per_request",
+                                                 "per_k", "chosen_k")},
         "chosen_k_rule": "smallest K keeping at least 97% of the revenue",
-        "largest_k_with_20x": fast[-1] if fast else None,
+        "largest_k_with_20x": default.results["largest_k_with_20x"],
         "bar_revenue_97pct_met": chosen is not None,
         "bar_speedup_20x_met_at_chosen_k": bool(
             chosen is not None and per_k[chosen]["scoring_speedup"] >= 20),
         "single_request_latency": single,
-        "seconds": round(time.perf_counter() - started, 1),
+        "seconds": round(default_seconds, 1),
+        "by_inventory": by_inventory,
+        "bar_speedup_20x_met_at_largest_inventory":
+            by_inventory[-1]["bar_speedup_20x_met_at_chosen_k"],
+        "seconds_total": round(time.perf_counter() - started, 1),
     })
 
 
