@@ -139,15 +139,17 @@ model_b, _ = retrain(logs, config, lightgbm, history, np.random.default_rng(1), 
 
 # %% [markdown]
 # Challenger C is B made over-confident: its log-odds are stretched by a factor
-# {glue:text}`stretch` around a shift that keeps its average prediction where B's
-# is. It ranks every pair of impressions exactly as B does, and on average it
-# predicts as many clicks. That is what an over-fitted model (too many trees, too
-# little regularization, a leaky feature) looks like: too sure at both ends.
+# {glue:text}`stretch`, then shifted. It ranks every pair of impressions exactly
+# as B does. That is what an over-fitted model (too many trees, too little
+# regularization, a leaky feature) looks like: too sure at both ends. C is a
+# construction, built to make a point: we fit its shift on the held-out day of
+# the next section, so that there it predicts as many clicks as B on average,
+# and so has B's AUC *and* B's calibration ratio.
 
 
 # %%
 class OverConfident:
-    """B's log-odds times `stretch`, shifted so the mean prediction is unchanged."""
+    """B's log-odds times `stretch`, shifted to keep B's mean on `reference`."""
 
     def __init__(self, base, stretch: float, reference: pd.DataFrame) -> None:
         self.base, self.stretch = base, stretch
@@ -160,9 +162,6 @@ class OverConfident:
 
 
 STRETCH = 3.0
-model_c = OverConfident(model_b.heavy, STRETCH, features(logs[-1].impressions))
-heavy = {"A (logistic)": model_a.heavy, "B (LightGBM)": model_b.heavy,
-         "C (over-confident B)": model_c}
 
 # %% tags=["remove-cell"]
 glue("eps_prod", pct(config.exploration, 0), display=False)
@@ -196,11 +195,14 @@ def play(model, eps: float = 0.0, candidates: bool = False):
 
 
 # %% [markdown]
-# The held-out day, and the four sets of predictions on it:
+# The held-out day, C fitted on it, and the four sets of predictions:
 
 # %%
 day_a = play(model_a.heavy)
 held_out = day_a.impressions
+model_c = OverConfident(model_b.heavy, STRETCH, features(held_out))
+heavy = {"A (logistic)": model_a.heavy, "B (LightGBM)": model_b.heavy,
+         "C (over-confident B)": model_c}
 y = held_out["clicked"].to_numpy()
 predictions = {name: m.predict(features(held_out)) for name, m in heavy.items()}
 predictions["oracle (true probability)"] = held_out["true_p"].to_numpy()
@@ -217,6 +219,8 @@ gap_a, gap_b, gap_c = (ll[n] / ll.iloc[-1] - 1 for n in names)
 assert ll[names[1]] < ll[names[0]] < ll[names[2]]
 assert offline["AUC"][names[1]] > offline["AUC"][names[0]]
 assert abs(offline["AUC"][names[2]] - offline["AUC"][names[1]]) < 1e-9
+cal = offline["calibration ratio"]
+assert abs(cal[names[2]] - cal[names[1]]) < 0.01       # C has B's calibration ratio
 glue("off_ll_gain", pct(1 - ll[names[1]] / ll[names[0]]), display=False)
 glue("off_gap_a", pct(gap_a), display=False)
 glue("off_gap_b", pct(gap_b), display=False)
@@ -224,7 +228,8 @@ glue("off_gap_c", pct(gap_c), display=False)
 glue("off_auc_a", f"{offline['AUC'][names[0]]:.3f}", display=False)
 glue("off_auc_b", f"{offline['AUC'][names[1]]:.3f}", display=False)
 glue("off_cal_a", f"{offline['calibration ratio'][names[0]]:.2f}", display=False)
-glue("off_cal_c", f"{offline['calibration ratio'][names[2]]:.2f}", display=False)
+glue("off_cal_b", f"{cal[names[1]]:.2f}", display=False)
+glue("off_cal_c", f"{cal[names[2]]:.2f}", display=False)
 glue("off_imps", f"{len(held_out):,}", display=False)
 
 # %% [markdown]
@@ -232,9 +237,10 @@ glue("off_imps", f"{len(held_out):,}", display=False)
 # {glue:text}`off_ll_gain` lower than A's, and its AUC is higher
 # ({glue:text}`off_auc_b` against {glue:text}`off_auc_a`). Measured against the
 # oracle, A is {glue:text}`off_gap_a` above the floor, B {glue:text}`off_gap_b`.
-# C has B's AUC to the last digit and a calibration ratio of
-# {glue:text}`off_cal_c` (A's is {glue:text}`off_cal_a`), so a team that reads
-# AUC and the calibration ratio would rank it with B. Only its log loss,
+# C, as built, has B's AUC to the last digit and B's calibration ratio
+# ({glue:text}`off_cal_c` against {glue:text}`off_cal_b`; A's is
+# {glue:text}`off_cal_a`), so a team that reads AUC and the calibration ratio
+# would rank it with B. Only its log loss,
 # {glue:text}`off_gap_c` above the oracle, says something is off. The
 # reliability curves show what, because the world can draw them against the
 # true click probability instead of noisy clicks:
@@ -600,6 +606,19 @@ glue("need_05", f"{need:,.0f}", display=False)
 glue("need_days", f"{need / N:.0f}", display=False)
 glue("need_seconds", f"{need / 100_000:.0f}", display=False)
 dr_gain = 1 - sd["doubly robust"] / sd["IPS"]
+# B's calibration (pCTR over true probability, slot 1) on all candidates and its picks
+cal_pool, cal_picks = p_b.sum() / true_1.sum(), p_b[best_b].sum() / true_1[best_b].sum()
+assert abs(cal_picks - 1 - mean_err["direct method"].mean()) < 1e-9   # the DM's bias
+glue("cal_pool", f"{cal_pool:.2f}", display=False)
+glue("cal_picks", f"{cal_picks:.2f}", display=False)
+side = "below" if cal_picks < 1 else "above"
+lifted = "higher" if cal_picks > cal_pool else "lower"
+glue("picks_answer", f"Here B's predictions on its picks sit {lifted} against the "
+     f"truth than on all candidates ({cal_picks:.2f} against {cal_pool:.2f}), "
+     + ("as the winner's curse predicts" if cal_picks > cal_pool else
+        "against what the winner's curse alone predicts")
+     + f", and still {side} 1, so the direct method is biased "
+     + ("downwards" if cal_picks < 1 else "upwards") + ".", display=False)
 glue("dr_gain", pct(dr_gain.max(), 0), display=False)
 assert (dr_gain > 0).all()
 
@@ -636,8 +655,12 @@ assert (dr_gain > 0).all()
 # 2. In the eps = 0.2 log, B would have shown the logged slot-1 ad on only
 #    {glue:text}`agree` of the decisions. Where do the noisy terms of IPS come
 #    from, and why does the spread grow as eps shrinks?
-# 3. Why is the direct method biased even though B's calibration ratio was
-#    close to 1 offline?
+# 3. B's calibration ratio on the held-out impressions was
+#    {glue:text}`off_cal_b`. In the replayed day, its slot-1 predictions sum to
+#    {glue:text}`cal_pool` of the true click probabilities over all eligible
+#    candidates, and {glue:text}`cal_picks` over the ads it picks. Why can a
+#    model's calibration on its own choices differ from its calibration overall,
+#    and what does that do to the direct method?
 # :::
 
 # %% [markdown]
@@ -654,9 +677,14 @@ assert (dr_gain > 0).all()
 #    heavily weighted clicks.
 # 3. Calibration on average is not calibration on the ads B *chooses*: B picks
 #    the candidate with the highest predicted eCPM, and among candidates with
-#    similar true value the one whose pCTR happens to be too high wins. Its
-#    predictions for its own choices are biased upwards (the winner's curse).
-#    Doubly robust corrects that bias with the logged clicks.
+#    similar true value the one whose pCTR happens to be too high wins (the
+#    winner's curse), which pushes its predictions on its picks up relative to
+#    the truth. Calibration also varies by slice: the held-out ratio is over
+#    A's shown impressions in every slot, the replay's over all eligible
+#    candidates in slot 1. {glue:text}`picks_answer` The direct
+#    method averages exactly those predictions, so its bias is B's calibration
+#    error on its own picks, which the logs cannot reveal: only clicks on B's
+#    choices measure it. Doubly robust corrects it with the logged clicks.
 # ```
 
 # %% [markdown]
@@ -788,7 +816,8 @@ def show(results: pd.DataFrame):
                                "p_value": "{:.3f}", **change})
 
 
-users_b = ab_test(model_b.heavy, salt="step6-b", first_day=3)
+FIRST_B = 3                              # B's test runs on days 3, 4 and 5
+users_b = ab_test(model_b.heavy, salt="step6-b", first_day=FIRST_B)
 result_b = analyse(users_b)
 show(result_b)
 
@@ -873,9 +902,43 @@ glue("true_rep", pct(lift["repeated-ad share"], sign=True), display=False)
 row = result_b.loc["revenue per request"]
 half_width = (row["ci_high"] - row["ci_low"]) / 2
 scale = ((1.96 + 0.84) * half_width / 1.96 / abs(lift["revenue per request"])) ** 2
-glue("power_scale", f"{scale:.0f}", display=False)
-covers = row["ci_low"] <= lift["revenue per request"] <= row["ci_high"]
-glue("covers", "covers that lift" if covers else "misses that lift", display=False)
+low, high = result_b["ci_low"], result_b["ci_high"]
+inside = {name: low[name] <= lift[name] <= high[name]
+          for name in ("revenue per request", "cost per click", "CTR")}
+missed = [name for name, ok in inside.items() if not ok]
+held = [name for name, ok in inside.items() if ok]
+power = (f"to detect the revenue lift with 80% power, the test would need about "
+         f"{scale:.0f} times as many users (or days of them)")
+days = f"days {FIRST_B} to {FIRST_B + AB_DAYS - 1}"
+why = ("That is unlikely to be bad luck in the draw of users (a 95% interval misses "
+       "one time in twenty), and a larger test would not fix it: the two measure "
+       "different things. The world's numbers come from day "
+       f"{EVAL_DAY} served entirely by A or entirely by B; the test runs on {days}, "
+       "and its two arms share the campaigns' budgets, their pacing and the exposure "
+       "counter. A campaign whose ads B favours spends its budget for both arms, and "
+       "pacing throttles it in both: the arms interfere, so their difference is not "
+       "the difference between a platform running A and one running B. Arms that "
+       "compete for the same campaigns' money are a classic A/B pitfall")
+if not missed:
+    text = ("Each of the test's intervals contains the world's value; the revenue "
+            f"interval is simply too wide to confirm the lift: {power}.")
+else:
+    text = (f"The test's intervals for {' and '.join(missed)} exclude the world's "
+            "values" + (f" (those for {' and '.join(held)} contain them)" if held
+                        else "") + f". {why}"
+            + (f". The revenue interval contains the lift, but is too wide: {power}."
+               if inside["revenue per request"] else "."))
+glue("truth_vs_test", text, display=False)
+rpr_low, rpr_high = row["ci_low"], row["ci_high"]
+glue("ab_page", f"In the lab, B's test ({AB_DAYS} days) gives a revenue interval of "
+     f"{pct(rpr_low, sign=True)} to {pct(rpr_high, sign=True)}, "
+     + ("which contains" if inside["revenue per request"] else "which excludes")
+     + " the lift the world measures when B serves a whole day alone "
+     f"({pct(lift['revenue per request'], sign=True)})"
+     + (f"; it would need about {scale:.0f} times as many users to confirm it"
+        if inside["revenue per request"] else
+        ": the test measures other days, with arms that compete for the same "
+        "budgets"), display=False)
 assert lift["revenue per request"] > 0 and lift["CTR"] < 0
 assert lift["cost per click"] > 0
 first_a = day_a.impressions.query("position == 1")
@@ -888,9 +951,7 @@ glue("bid_b", f"${first_b['bid'].mean():.2f}", display=False)
 # %% [markdown]
 # The truth for day 2: B lifts revenue per request by {glue:text}`true_rpr`,
 # raises cost per click by {glue:text}`true_cpc` and changes CTR by
-# {glue:text}`true_ctr`. The test's interval {glue:text}`covers` and is far too
-# wide to confirm it: to detect it with 80% power, the test would need about
-# {glue:text}`power_scale` times as many users (or days of them). B trades
+# {glue:text}`true_ctr`. {glue:text}`truth_vs_test` B trades
 # clicks for money: its slot-1 ads bid {glue:text}`bid_b` per click on average
 # against {glue:text}`bid_a` for A's, and are clicked less often. Whether
 # advertisers accept paying {glue:text}`true_cpc_up` more per click is the
@@ -900,7 +961,7 @@ glue("bid_b", f"${first_b['bid'].mean():.2f}", display=False)
 # ### Test 2: C against A, the model that wins offline and loses online
 
 # %%
-users_c = ab_test(model_c, salt="step6-c", first_day=3 + AB_DAYS)
+users_c = ab_test(model_c, salt="step6-c", first_day=FIRST_B + AB_DAYS)
 result_c = analyse(users_c)
 show(result_c)
 
@@ -969,7 +1030,8 @@ plt.close(fig)
 # ## 7. Recap
 #
 # - Offline evaluation against the oracle ranked B above A and could not tell C
-#   from B by AUC; log loss and a reliability curve could.
+#   from B by AUC or the calibration ratio; log loss and a reliability curve
+#   could.
 # - Exploration cost {glue:text}`cost_05` of expected revenue at
 #   {glue:text}`eps_prod` and {glue:text}`cost_20` at 20%; it buys logs in which
 #   every ad a new model might pick has a known, positive propensity.
