@@ -349,10 +349,10 @@ glue("cal_band", f"{CAL_BAND[0]:.2f}-{CAL_BAND[1]:.2f}", display=False)
 # reserve, budget forecast and advertiser's estimate built on these pCTRs is off
 # by as much. The fix is Step 6's calibration layer, refitted every night on the
 # closed *served* impressions, so that it learns the winner's curse the auction
-# creates. This lab ships the raw model to keep the incidents readable, so the
-# monitor below alerts on *changes*; a production monitor also checks the level
-# against a fixed band ({glue:text}`cal_band`), which here would have fired on
-# those days, and rightly.
+# creates. This lab ships the raw model to keep the incidents readable, so its
+# monitor alerts on *changes* against the trailing days; a production monitor
+# also checks the level against a fixed band ({glue:text}`cal_band`), which here
+# would have fired on those days, and rightly.
 #
 # ```{glue:figure} fig_drift
 # :name: fig-step7-drift
