@@ -493,7 +493,7 @@ for ax, kind in zip(axes, slices, strict=True):
     ax.set_xticks(np.arange(len(names)), names, fontsize=8)
     ax.set_title(kind)
 axes[0].set_ylabel("calibration ratio\n(predicted clicks / clicks)")
-axes[-1].legend(fontsize=7, loc="lower right")
+axes[-1].legend(fontsize=7, loc="upper left")
 glue("fig_slices", fig, display=False)
 plt.close(fig)
 
