@@ -427,9 +427,10 @@ glue("auction_price_bad", f"${inflated.prices[0]:.2f}", display=False)
 #
 # A model that is right on average can still be wrong for a slice. In
 # production the calibration layer is refreshed more often than the model, on
-# the freshest traffic. Here the best rung, trained last night, gets a
-# calibrator fitted on the test day's morning (hours 0-11, whose labels are
-# final by early afternoon), and we judge it on the rest of the day. Two
+# the freshest labelled traffic. Here the best rung, trained last night, gets a
+# calibrator fitted on half of the test day's requests (those with an even id)
+# and is judged on the other half. Both halves share the day's mix of hours,
+# pages and ads, so the only difference between them is the calibrator. Two
 # calibrators: **Platt** (a logistic regression on the log-odds: two
 # parameters) and **isotonic** (a monotone step function: flexible, needs more
 # data).
@@ -440,22 +441,24 @@ def ad_age(table: pd.DataFrame) -> np.ndarray:
     return np.where(table["ad_log_impressions"] < np.log1p(1000), "new ad", "older ad")
 
 
-morning = test["hour"].to_numpy() < 12
-later = ~morning
-calibrated = {"uncalibrated": predictions[best][later]}
+fit_rows = test["request_id"].to_numpy() % 2 == 0    # even requests fit
+judged = ~fit_rows                                     # odd requests judge
+calibrated = {"uncalibrated": predictions[best][judged]}
 for name, method, slices in [("platt", "platt", None), ("isotonic", "isotonic", None),
                              ("isotonic by ad age", "isotonic", ad_age)]:
     model = CalibratedClickModel(ladder[best], Calibrator(method), slice_of=slices)
-    model.calibrate(X_test[morning], y_test[morning], downsampling_rate=1.0)
-    calibrated[name] = model.predict(X_test[later])
-y_later, oracle_later = y_test[later], oracle[later]
-pd.DataFrame({name: {"log loss": metrics.log_loss(y_later, p),
-                     "calibration": metrics.calibration_ratio(y_later, p),
-                     "predicted / true expected clicks": p.sum() / oracle_later.sum()}
-              for name, p in calibrated.items()}).T.round(4)
+    model.calibrate(X_test[fit_rows], y_test[fit_rows], downsampling_rate=1.0)
+    calibrated[name] = model.predict(X_test[judged])
+y_judged, oracle_judged = y_test[judged], oracle[judged]
+calibration_table = pd.DataFrame({
+    name: {"log loss": metrics.log_loss(y_judged, p),
+           "calibration": metrics.calibration_ratio(y_judged, p),
+           "predicted / true expected clicks": p.sum() / oracle_judged.sum()}
+    for name, p in calibrated.items()}).T
+calibration_table.round(4)
 
 # %% [markdown]
-# The calibrator is told the morning's rows were not downsampled; fitted on
+# The calibrator is told its rows were not downsampled; fitted on
 # downsampled rows instead, it learns on their scale and maps back with the
 # same `recalibrate_downsampled`. The third calibrator is fitted *by slice*:
 # one isotonic map for new ads (fewer than 1,000 logged impressions when
@@ -463,12 +466,12 @@ pd.DataFrame({name: {"log loss": metrics.log_loss(y_later, p),
 # from the noise of each slice's clicks: ad age, devices, positions.
 
 # %%
-X_later = X_test[later]
-young = ad_age(X_later)
-slices = {"ad age": young, "device": X_later["device"].astype(str),
-          "position": "slot " + X_later["position"].astype(str)}
+X_judged = X_test[judged]
+young = ad_age(X_judged)
+slices = {"ad age": young, "device": X_judged["device"].astype(str),
+          "position": "slot " + X_judged["position"].astype(str)}
 by_slice = pd.concat({
-    (kind, method): calibration_by_slice(y_later, p, keys)[
+    (kind, method): calibration_by_slice(y_judged, p, keys)[
         ["clicks", "ratio", "ratio_low", "ratio_high"]]
     for kind, keys in slices.items() for method, p in calibrated.items()},
     names=["slice kind", "calibrator", "slice"])
@@ -490,7 +493,7 @@ for ax, kind in zip(axes, slices, strict=True):
     ax.set_xticks(np.arange(len(names)), names, fontsize=8)
     ax.set_title(kind)
 axes[0].set_ylabel("calibration ratio\n(predicted clicks / clicks)")
-axes[-1].legend(fontsize=7, loc="lower right")
+axes[-1].legend(fontsize=7, loc="upper left")
 glue("fig_slices", fig, display=False)
 plt.close(fig)
 
@@ -500,53 +503,96 @@ new = young == "new ad"
 for key, name in [("raw", "uncalibrated"), ("platt", "platt"), ("iso", "isotonic"),
                   ("slice", "isotonic by ad age")]:
     p = calibrated[name]
-    glue(f"cal_{key}", f"{metrics.calibration_ratio(y_later, p):.3f}", display=False)
-    glue(f"cal_{key}_truth", f"{p.sum() / oracle_later.sum():.3f}", display=False)
-    glue(f"cal_{key}_new", f"{p[new].sum() / oracle_later[new].sum():.3f}",
+    glue(f"cal_{key}", f"{metrics.calibration_ratio(y_judged, p):.3f}", display=False)
+    glue(f"cal_{key}_truth", f"{p.sum() / oracle_judged.sum():.3f}", display=False)
+    glue(f"cal_{key}_new", f"{p[new].sum() / oracle_judged[new].sum():.3f}",
          display=False)
-glue("new_clicks", f"{int(y_later[new].sum()):,}", display=False)
-new_gap = {name: abs(p[new].sum() / oracle_later[new].sum() - 1)
+glue("new_clicks", f"{int(y_judged[new].sum()):,}", display=False)
+new_gap = {name: abs(p[new].sum() / oracle_judged[new].sum() - 1)
            for name, p in calibrated.items()}
 glue("cal_slice_verdict", "closer to the truth than" if new_gap["isotonic by ad age"]
      < new_gap["isotonic"] else "no closer to the truth than", display=False)
+glue("cal_slice_at_one", "still not at 1" if new_gap["isotonic by ad age"] > 0.01
+     else "about at 1", display=False)
+
+
+def toward(after: float, before: float) -> str:
+    """'closer to 1' or 'further from 1', from two calibration ratios."""
+    return "closer to 1" if abs(after - 1) < abs(before - 1) else "further from 1"
+
+
+# %% tags=["remove-cell"]
+ratio, loss = calibration_table["calibration"], calibration_table["log loss"]
+raw_ratio, raw_loss = ratio["uncalibrated"], loss["uncalibrated"]
+moves = [f"{ratio[name]:.3f} ({label}, {toward(ratio[name], raw_ratio)})"
+         for name, label in [("platt", "Platt"), ("isotonic", "isotonic")]]
+losses = [f"{loss[name]:.4f} ({label}, "
+          f"{'lower' if loss[name] < raw_loss else 'no lower'})"
+          for name, label in [("platt", "Platt"), ("isotonic", "isotonic")]]
+text = (f"Against the labels, the calibration ratio goes from {raw_ratio:.3f} "
+        f"(uncalibrated) to {moves[0]} and {moves[1]}; log loss goes from "
+        f"{raw_loss:.4f} to {losses[0]} and {losses[1]}.")
+noise = 1.96 / np.sqrt(y_judged.sum())
+if abs(raw_ratio - 1) < noise:
+    text += (f" The model was already within the noise of the half-day's clicks "
+             f"(about ±{noise:.1%}) of 1: a calibrator had little to fix, and part "
+             f"of what it learns is that noise.")
+glue("cal_sentence", text, display=False)
+
+# %% tags=["remove-cell"]
+# The isotonic calibrator fitted on the morning (hours 0-11) and judged on the
+# afternoon and evening: a different mix of hours on each side.
+morning = test["hour"].to_numpy() < 12
+model = CalibratedClickModel(ladder[best], Calibrator("isotonic"))
+model.calibrate(X_test[morning], y_test[morning], downsampling_rate=1.0)
+raw_pm = metrics.calibration_ratio(y_test[~morning], predictions[best][~morning])
+iso_pm = metrics.calibration_ratio(y_test[~morning], model.predict(X_test[~morning]))
+glue("cal_pm_raw", f"{raw_pm:.3f}", display=False)
+glue("cal_pm_iso", f"{iso_pm:.3f}", display=False)
+glue("cal_pm_verdict", toward(iso_pm, raw_pm), display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_slices
 # :name: fig-step6-slices
 #
-# Calibration ratio of the best rung on the test day's afternoon and evening by
-# slice, uncalibrated and after a Platt, an isotonic, and a per-ad-age isotonic
-# calibrator fitted on the morning, with 95% intervals from the Poisson noise
-# of each slice's clicks. Dashed: perfectly calibrated.
+# Calibration ratio of the best rung on the judged half of the test day's
+# requests by slice, uncalibrated and after a Platt, an isotonic, and a
+# per-ad-age isotonic calibrator fitted on the other half, with 95% intervals
+# from the Poisson noise of each slice's clicks. Dashed: perfectly calibrated.
 # ```
 #
-# **Takeaway:** a calibrator fixes the average, not every slice; a slice whose
-# interval misses 1 needs a feature, or a calibrator of its own.
+# **Takeaway:** a calibrator can fix the average at best, not every slice; a
+# slice whose interval misses 1 needs a feature, or a calibrator of its own.
 #
-# Against the labels, the calibration ratio goes from {glue:text}`cal_raw`
-# (uncalibrated) to {glue:text}`cal_platt` (Platt) and {glue:text}`cal_iso`
-# (isotonic). Against the truth, which only the simulator knows, the same three
-# predict {glue:text}`cal_raw_truth`, {glue:text}`cal_platt_truth` and
-# {glue:text}`cal_iso_truth` times the expected clicks, and for new ads
-# {glue:text}`cal_raw_new`, {glue:text}`cal_platt_new` and
-# {glue:text}`cal_iso_new`. A calibrator per ad age puts new ads at
-# {glue:text}`cal_slice_new` (overall {glue:text}`cal_slice_truth`),
-# {glue:text}`cal_slice_verdict` one isotonic map for all, and still not at 1:
-# the new ads of the afternoon are not those of the morning (they gained
-# impressions in between), and a calibrator per slice needs enough fresh data
-# in each. The new-ad slice has only
-# {glue:text}`new_clicks` clicks here, too few to judge tightly from clicks
-# alone: production watches such slices over many days. The predictions in
-# this section are for the slot each ad was shown in; Lab 6.1 showed what
-# serving every candidate at slot 1 changes.
+# {glue:text}`cal_sentence` Against the truth, which only the simulator knows,
+# the same three predict {glue:text}`cal_raw_truth`,
+# {glue:text}`cal_platt_truth` and {glue:text}`cal_iso_truth` times the
+# expected clicks, and for new ads {glue:text}`cal_raw_new`,
+# {glue:text}`cal_platt_new` and {glue:text}`cal_iso_new`. A calibrator per ad
+# age puts new ads at {glue:text}`cal_slice_new` (overall
+# {glue:text}`cal_slice_truth`), {glue:text}`cal_slice_verdict` one isotonic
+# map for all, and {glue:text}`cal_slice_at_one`: a calibrator per slice needs
+# enough fresh data in each, and the new-ad slice has only
+# {glue:text}`new_clicks` clicks here, too few to fit or judge tightly from
+# clicks alone. Production watches such slices over many days.
+#
+# Where the calibrator learns matters as much as which one. Fitted on the
+# morning (hours 0-11) and judged on the afternoon and evening, the same
+# isotonic calibrator moves the afternoon's ratio from {glue:text}`cal_pm_raw`
+# to {glue:text}`cal_pm_iso`, {glue:text}`cal_pm_verdict`: it learns on one
+# mix of hours, users and pages and is judged on another. Fit it on rows
+# that look like the traffic it will serve (the previous full day, or the same
+# hours of recent days). The predictions in this section are for the slot each
+# ad was shown in; Lab 6.1 showed what serving every candidate at slot 1
+# changes.
 
 # %% [markdown]
 # ```{exercise} The calibration ratio of new ads
 # :label: ex-step6-new-ads
 #
 # Compute the calibration ratio of the isotonic model's predictions `iso` for
-# the new ads of the test day's afternoon and evening (the rows where `young ==
-# "new ad"`), against their one-hour labels `y_later`. Call it `new_ad_ratio`.
+# the new ads of the judged half of the test day (the rows where `young ==
+# "new ad"`), against their one-hour labels `y_judged`. Call it `new_ad_ratio`.
 # ```
 
 # %% [markdown]
@@ -556,14 +602,14 @@ glue("cal_slice_verdict", "closer to the truth than" if new_gap["isotonic by ad 
 
 # %%
 is_new = young == "new ad"
-new_ad_ratio = iso[is_new].sum() / y_later[is_new].sum()
+new_ad_ratio = iso[is_new].sum() / y_judged[is_new].sum()
 
 # %% [markdown]
 # ```{solution-end}
 # ```
 
 # %%
-step6.slice_calibration(new_ad_ratio, y_later, iso, young == "new ad")
+step6.slice_calibration(new_ad_ratio, y_judged, iso, young == "new ad")
 
 # %% [markdown]
 # ## 5. Negative downsampling
@@ -722,8 +768,10 @@ step6.keep_rate(keep_rate, curve)
 # - Given the hidden truth, the logistic model with crosses reaches
 #   {glue:text}`reach_all`: {glue:text}`reach_hidden_share` of its gap is what
 #   the platform cannot observe; the rest is finite data.
-# - A calibrator fitted on recent held-out rows fixes the average; slices (new
-#   ads, devices, positions) need to be checked one by one, with intervals.
+# - A calibrator is only as good as the rows it is fitted on: rows that share
+#   the served traffic's mix, not another mix (fitted on the morning, it ended
+#   {glue:text}`cal_pm_verdict` on the afternoon). Slices (new ads,
+#   devices, positions) need to be checked one by one, with intervals.
 # - Downsampling at w = {glue:text}`ds_fastest_ok` trains
 #   {glue:text}`ds_speedup` times faster for {glue:text}`ds_increase` more log
 #   loss, once recalibrated.
@@ -738,8 +786,9 @@ step6.keep_rate(keep_rate, curve)
 # of what is left is information we don't observe: given the users' true
 # interests and the ads' true quality that model got to {glue:text}`reach_all`,
 # so the next gains are features and data, not model capacity.
-# I'd calibrate on the most recent held-out data and check calibration by slice,
-# because the auction prices every click with the pCTR. And I'd keep about
+# I'd calibrate on recent held-out data with the serving traffic's mix of
+# hours and check calibration by slice, because the auction prices every click
+# with the pCTR. And I'd keep about
 # {glue:text}`ds_fastest_ok` of the non-clicks: that trained
 # {glue:text}`ds_speedup` times faster for {glue:text}`ds_increase` more log
 # loss, provided the predictions are recalibrated."
