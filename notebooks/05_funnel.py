@@ -824,15 +824,17 @@ for path, tag in (("one at a time", ""), ("batched", "_batched")):
     glue(f"cores_1k_all{tag}", f"{cores_1k[path]['all']:.1f}", display=False)
     glue(f"cores_1k_k97{tag}", f"{cores_1k[path][K97]:.1f}", display=False)
 machines_1k = np.ceil(cores_1k["one at a time"] / CORES_PER_MACHINE)
-few = f"{machines_1k['all']:.0f} machines against {machines_1k[K97]:.0f}"
+n_all, n_k97 = int(machines_1k["all"]), int(machines_1k[K97])
+same = "a single machine" if n_all == 1 else f"the same {n_all} machines"
 glue("machines_1k_sentence", (
-    f"the same {machines_1k['all']:.0f} machines either way" if machines_1k["all"]
-    == machines_1k[K97] else few) + " (plus one for redundancy)" + (
+    f"{same} either way" if n_all == n_k97 else f"{n_all} machines against {n_k97}")
+    + " (plus one for redundancy)" + (
     ": at 1k QPS the funnel is not worth its complexity for cost alone"
-    if machines_1k["all"] - machines_1k[K97] <= 1 else ""), display=False)
+    if n_all - n_k97 <= 1 else ""), display=False)
 fleet_saving = {path: 1 - m[K97] / m["all"] for path, m in machines.items()}
 glue("fleet_saving_batched", pct(fleet_saving["batched"], 0), display=False)
-glue("fleet_saving_alone", pct(fleet_saving["one at a time"], 0), display=False)
+glue("fleet_saving_alone", pct(fleet_saving["one at a time"], 0)
+     if fleet_saving["one at a time"] > 0 else "none on this run", display=False)
 overhead = cpu_ms.loc[K97, "one at a time"] / cpu_ms.loc[K97, "batched"]
 glue("alone_over_batched", f"{overhead:.0f}", display=False)
 alone_saving = fleet_saving["one at a time"]
