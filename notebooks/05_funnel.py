@@ -293,19 +293,21 @@ glue("recall_aware_64", pct(aware[64]), display=False)
 # value of the prices actually charged, and clicks the expected clicks.
 
 # %%
-def truth(log: pd.DataFrame) -> tuple[float, float]:
-    """Expected revenue ($) and clicks of an impression log, from the world's truth."""
+def truth(log: pd.DataFrame) -> tuple[float, float, float]:
+    """Expected revenue ($) and clicks of an impression log, from the world's truth,
+    and the clicks the platform's pCTRs predicted."""
     p = world.click_probability(log["user_id"], log["ad_id"], log["publisher_id"],
                                 log["hour"], log["position"], DAY)
-    return float((p * log["price"]).sum()), float(p.sum())
+    return float((p * log["price"]).sum()), float(p.sum()), float(log["pctr"].sum())
 
 
 def serve(k: int | None, light: LightModel) -> dict:
     """Serve the sample with light stage ``light`` and K = ``k``; score it by truth."""
     funnel = AdServer(view, heavy, history, light_model=light, k=k,
                       reserve=config.reserve)
-    revenue, clicks = truth(funnel.serve(requests, DAY))
-    return {"K": k or "all", "revenue": revenue, "clicks": clicks}
+    revenue, clicks, predicted = truth(funnel.serve(requests, DAY))
+    return {"K": k or "all", "revenue": revenue, "clicks": clicks,
+            "predicted clicks": predicted}
 
 
 sweep = pd.DataFrame([serve(k, models.light) for k in [*KS, None]]).set_index("K")
@@ -358,14 +360,91 @@ assert blind_sweep.loc[K97, "revenue ratio"] < ratio[K97]
 # user-blind light stage.
 # ```
 #
-# **Takeaway:** revenue recovers much faster than recall. With the user-aware light
-# stage, K = {glue:text}`k97` is the smallest K that keeps 97% of the reference
-# revenue ({glue:text}`rev_k97`, and {glue:text}`clicks_k97` of the clicks); K = 4
-# keeps {glue:text}`rev_k4`. The ads the light stage drops are mostly replaced by
-# others nearly as good. The user-blind selector at the same K keeps
-# {glue:text}`rev_blind_k97` and needs {glue:text}`blind_k97` to reach 97%: this is
-# why the light model must see the user. Scoring every ad earns
-# {glue:text}`rpm_ref` per thousand requests.
+# **Takeaway:** with the user-aware light stage, K = {glue:text}`k97` is the smallest
+# K that keeps 97% of the reference revenue ({glue:text}`rev_k97`, and
+# {glue:text}`clicks_k97` of the clicks); K = 4 keeps {glue:text}`rev_k4`. The
+# user-blind selector at the same K keeps {glue:text}`rev_blind_k97` and needs
+# {glue:text}`blind_k97` to reach 97%: this is why the light model must see the user.
+# Scoring every ad earns {glue:text}`rpm_ref` per thousand requests.
+#
+# Recall and revenue do not move together. Side by side at K = {glue:text}`k97`, with
+# two more measures: the recall of the heavy top four (the fourth ad sets the price
+# of the last slot: in a second-price auction each slot pays what the next ad down
+# would have bid for it), and the *eCPM kept*, the heavy eCPM of the best three ads
+# the light stage keeps over that of the heavy top three, which counts how good the
+# replacements of the lost ads are, in the heavy model's eyes. The last column divides
+# the clicks the heavy model predicted for the ads shown by their true clicks (its
+# pCTRs are for the first slot, so both selectors' ratios exceed 1; compare them).
+
+
+# %%
+def ecpm_kept(score: np.ndarray, k: int, m: int = view.n_slots) -> float:
+    """Heavy eCPM of the top m among the light top k, over the heavy top m's."""
+    frame = pd.DataFrame({"req": req[sub], "heavy": heavy_ecpm[sub],
+                          "light": score[sub]})
+    light_rank = frame.groupby("req")["light"].rank(ascending=False, method="first")
+
+    def top(f: pd.DataFrame) -> pd.Series:
+        best = f.sort_values("heavy", ascending=False).groupby("req").head(m)
+        return best.groupby("req")["heavy"].sum()
+
+    return float((top(frame[light_rank <= k]) / top(frame)).mean())
+
+
+sweeps = {"user-aware light model": sweep, "user-blind (ad only)": blind_sweep}
+at_k97 = pd.DataFrame({name: {
+    "recall, heavy top 3": recall.loc[K97, name],
+    "recall, heavy top 4": recall_at_k(heavy_ecpm[sub], score[sub], req[sub], K97,
+                                       m=view.n_slots + 1),
+    "eCPM kept": ecpm_kept(score, K97),
+    "revenue": sweeps[name].loc[K97, "revenue"] / reference["revenue"],
+    "clicks": sweeps[name].loc[K97, "clicks"] / reference["clicks"],
+    "predicted / true clicks": sweeps[name].loc[K97, "predicted clicks"]
+    / sweeps[name].loc[K97, "clicks"]}
+    for name, score in light_ecpm.items()}).T
+at_k97.style.format("{:.1%}").format("{:.2f}", subset=["predicted / true clicks"])
+
+# %% tags=["remove-cell"]
+aware_row, blind_row = at_k97.iloc[0], at_k97.iloc[1]
+points = 100 * (aware_row - blind_row)
+aware_ahead = (aware_row["revenue"] > aware_row["recall, heavy top 3"]
+               and aware_row["eCPM kept"] > aware_row["recall, heavy top 3"])
+blind_behind = blind_row["revenue"] < blind_row["recall, heavy top 3"]
+parts = [("For the user-aware selector revenue runs ahead of recall: the heavy "
+          "favourites it drops are mostly replaced by others nearly as good, as its "
+          "eCPM kept shows." if aware_ahead else
+          "Even for the user-aware selector revenue does not run ahead of recall.")]
+if blind_behind:
+    parts.append(f"For the user-blind one it lags: its recall of the top three is only "
+                 f"{points['recall, heavy top 3']:.1f} points lower, but it keeps "
+                 f"{points['revenue']:.1f} points less of the revenue.")
+gap_widens = points["recall, heavy top 4"] > points["recall, heavy top 3"]
+only = "only " if points["recall, heavy top 4"] < points["revenue"] / 2 else ""
+parts.append(f"Counting the fourth ad, which sets the last slot's price, widens the "
+             f"recall gap {only}to {points['recall, heavy top 4']:.1f} points."
+             if gap_widens else "Counting the fourth ad does not widen the recall gap.")
+if points["eCPM kept"] < points["revenue"] / 2:
+    parts.append(f"Even the eCPM kept, measured with the heavy model's own pCTRs, is only "
+                 f"{points['eCPM kept']:.1f} points lower for the user-blind selector, "
+                 f"whose shown ads earn {pct(blind_row['clicks'])} of the reference's "
+                 "true clicks: the loss shows against the truth, not through the heavy "
+                 "model.")
+aware_over, blind_over = at_k97["predicted / true clicks"]
+if blind_over > 1.05 * aware_over:
+    parts.append(f"On the ads each funnel shows, the heavy model predicts "
+                 f"{blind_over:.2f} clicks per true click for the user-blind selector "
+                 f"against {aware_over:.2f} for the user-aware one: it overrates what the "
+                 "blind selector keeps, which hides part of the loss from any measure "
+                 "computed with its pCTRs.")
+if blind_row["revenue"] < blind_row["clicks"]:
+    parts.append(f"Revenue falls further than clicks ({pct(blind_row['revenue'])}): it "
+                 "also depends on prices, which the ads ranked below each winner set.")
+glue("recall_revenue_sentence", " ".join(parts), display=False)
+
+# %% [markdown]
+# {glue:text}`recall_revenue_sentence` Recall@K says whether the heavy model's
+# favourites survive; only revenue against scoring every ad says what the funnel
+# costs.
 
 # %% [markdown]
 # ## 4. What a request costs, by stage
@@ -475,7 +554,8 @@ glue("per_batch_ms", f"{per_request['50 requests per call']:.3f} ms", display=Fa
 # `adsys.funnel.batched_stage_seconds` serves a batch in one call and returns the CPU
 # seconds per request of each stage. We run every K on the first 500 requests, three
 # rounds, and keep each K's fastest round, so that a burst of other work on the
-# machine does not land on one K only. This is the cost that sizes a fleet.
+# machine does not land on one K only. This is the marginal work per request: each
+# call's fixed costs are shared by 500 requests.
 
 # %%
 def funnel_server(k: int | None) -> AdServer:
@@ -495,17 +575,21 @@ batched["total"] = batched[list(STAGES)].sum(axis=1)
 batched.style.format("{:.3f}").set_caption("CPU milliseconds per request, batched")
 
 # %% [markdown]
-# A server answers one request at a time: `adsys.funnel.one_at_a_time` serves
-# requests alone, as `AdServer.serve_one` does, and records each stage's time, here
-# on the CPU clock: the latency of a request on a core of its own. Percentiles over
-# 150 requests:
+# The course's server does not wait to batch requests: it answers each one as it
+# arrives, alone (`AdServer.serve_one`). `adsys.funnel.one_at_a_time` serves
+# requests that way and records each stage's time, here on the CPU clock: the
+# latency of a request on a core of its own, and the work this server does for it.
+# Percentiles over 150 requests, served in three rounds of 50 that take every K in
+# turn, so that a burst of other work on the machine does not land on one K only:
 
 # %%
 K_SINGLE = [4, K97, 32, None]
 alone = requests.take(slice(0, 150))
-single = {k or "all": one_at_a_time(funnel_server(k), alone, DAY,
-                                    clock=time.process_time)
-          for k in dict.fromkeys(K_SINGLE)}
+one_by_one = {k or "all": funnel_server(k) for k in dict.fromkeys(K_SINGLE)}
+rounds = [{k: one_at_a_time(server, alone.take(slice(i, i + 50)), DAY,
+                            clock=time.process_time)
+           for k, server in one_by_one.items()} for i in (0, 50, 100)]
+single = {k: pd.concat([r[k] for r in rounds], ignore_index=True) for k in one_by_one}
 latency = pd.concat({k: frame[[*STAGES, "total"]].quantile([0.5, 0.99]) * 1000
                      for k, frame in single.items()}, names=["K", "percentile"])
 latency["scoring"] = pd.concat({
@@ -556,8 +640,9 @@ glue("speedup_sentence", speedup_sentence, display=False)
 # Step 2 split a 50 ms budget across the stages: about 5 ms for selection and 20 ms
 # for building features and scoring them with the heavy model, so the scoring stages
 # here (select plus predict) get 25 ms at p99. Two views of the same trade-off: the
-# revenue each K keeps against its batched CPU cost (what a fleet pays), and against
-# its p99 latency one request at a time (what a caller waits for).
+# revenue each K keeps against its batched CPU cost (the marginal work: what a fleet
+# pays if its servers batch), and against its p99 latency one request at a time
+# (what a caller waits for).
 
 # %%
 BUDGET_MS = 25.0
@@ -618,6 +703,9 @@ MODEL_BUDGET_MS = 10.0   # Step 2's share for the heavy model alone
 k_budget = int((MODEL_BUDGET_MS - call_direct) / (row_us / 1000))
 binds = k_budget < n_eligible.max()
 glue("k_budget", f"{k_budget:,}", display=False)
+k_budget_pandas = max(int((MODEL_BUDGET_MS - call_pandas) / (row_us / 1000)), 0)
+glue("k_budget_pandas", f"would hold about {k_budget_pandas:,}" if k_budget_pandas
+     else "would not hold a single candidate", display=False)
 glue("k_budget_vs", "fewer than" if binds else "more than", display=False)
 glue("binds_sentence", "even this toy needs the funnel to stay within it" if binds
      else "on this toy, latency alone does not force a funnel", display=False)
@@ -640,7 +728,12 @@ glue("binds_sentence", "even this toy needs the funnel to stay within it" if bin
 # itself 10 ms; at the direct path's best-case cost per call and per row that is about
 # {glue:text}`k_budget` candidates per request, {glue:text}`k_budget_vs` the
 # {glue:text}`eligible_max` eligible ads of our busiest request:
-# {glue:text}`binds_sentence`.
+# {glue:text}`binds_sentence`. Through the pandas wrapper, whose call alone costs
+# {glue:text}`call_pandas`, the same 10 ms {glue:text}`k_budget_pandas`. Step 2's
+# count measures something else: feature
+# building and a 200-tree model together, through the pandas path, against a 20 ms
+# budget, both at the median costs of a typical request and at the p99 of a handful
+# of measured counts, where the slowest requests on a shared machine decide.
 # A real index leaves thousands to millions of eligible ads, and production heavy
 # models cost far more per candidate: there, the budget is what sets K.
 #
@@ -681,15 +774,25 @@ glue("bar_sentence", bar_sentence, display=False)
 # peak-to-mean ratio times CPU seconds per request, over a target utilization. The
 # platform knows its peak-to-mean ratio from its own request log (yesterday's
 # traffic curve). We price a core-hour at an assumed $0.05, in the range of cloud
-# list prices, and size 16-core machines at 60% utilization for every stage of the
-# request, batched. The toy's costs per request are tiny, so compute is in
-# micro-dollars (millionths of a dollar) per thousand requests.
+# list prices, and size 16-core machines at 60% utilization, from two costs of a
+# whole request (every stage) measured in section 4:
+#
+# - **batched**: the marginal work per request, with each call's fixed costs shared
+#   by a whole batch. A server written for the purpose, with little overhead per
+#   call, approaches it; one that groups requests into small batches
+#   (micro-batching) reaches it, at the cost of the wait to fill a batch.
+# - **one at a time**: the CPU time of a request served alone, the path this course's
+#   server takes; each request pays the fixed costs of its calls. A capacity plan
+#   wants the mean, but on a shared machine a few requests slowed by other work
+#   inflate it, so we take the median of the 150 requests, the steadier estimate.
+#
+# The toy's costs per request are tiny, so compute is in micro-dollars (millionths
+# of a dollar) per thousand requests.
 
 # %%
 hourly = traffic_forecast(day0.requests.time, 24)
 PEAK_TO_MEAN = float(hourly.max() / hourly.mean())
 CORE_HOUR_DOLLARS, UTILIZATION, CORES_PER_MACHINE = 0.05, 0.6, 16
-cpu_ms = batched["total"]
 
 
 def cores(avg_qps: float, cpu_ms_per_request: float) -> float:
@@ -697,50 +800,93 @@ def cores(avg_qps: float, cpu_ms_per_request: float) -> float:
     return avg_qps * PEAK_TO_MEAN * cpu_ms_per_request / 1000 / UTILIZATION
 
 
-plan = pd.DataFrame({
-    "CPU ms / request": cpu_ms,
-    "compute µ$ / 1k requests": cpu_ms * CORE_HOUR_DOLLARS / 3600 * 1e6,
-    "revenue $ / 1k requests": 1000 * sweep.loc[cpu_ms.index, "revenue"] / N_REQUESTS,
-    "cores, 1k QPS": cores(1e3, cpu_ms),
-    "machines, 1M QPS": np.ceil(cores(1e6, cpu_ms) / CORES_PER_MACHINE),
-})
-plan.style.format({"CPU ms / request": "{:.3f}", "compute µ$ / 1k requests": "{:.2f}",
-                   "revenue $ / 1k requests": "{:.2f}", "cores, 1k QPS": "{:.2f}",
-                   "machines, 1M QPS": "{:,.0f}"})
+alone_ms = pd.Series({k: 1000 * frame["total"].median() for k, frame in single.items()})
+cpu_ms = pd.DataFrame({"batched": batched.loc[alone_ms.index, "total"],
+                       "one at a time": alone_ms})
+plan = pd.concat({path: pd.DataFrame({
+    "CPU ms / request": ms,
+    "compute µ$ / 1k requests": ms * CORE_HOUR_DOLLARS / 3600 * 1e6,
+    "cores, 1k QPS": cores(1e3, ms),
+    "machines, 1M QPS": np.ceil(cores(1e6, ms) / CORES_PER_MACHINE)})
+    for path, ms in cpu_ms.items()}, axis=1)
+plan["revenue", "$ / 1k requests"] = 1000 * sweep.loc[plan.index, "revenue"] / N_REQUESTS
+plan.index.name = "K"
+plan.style.format({c: "{:,.0f}" if c[1].startswith("machines") else "{:.2f}"
+                   for c in plan.columns})
 
 # %% tags=["remove-cell"]
 glue("peak_to_mean", f"{PEAK_TO_MEAN:.2f}", display=False)
-glue("machines_all", f"{plan.loc['all', 'machines, 1M QPS']:,.0f}", display=False)
-glue("machines_k97", f"{plan.loc[K97, 'machines, 1M QPS']:,.0f}", display=False)
-glue("cores_1k_all", f"{plan.loc['all', 'cores, 1k QPS']:.1f}", display=False)
-glue("cores_1k_k97", f"{plan.loc[K97, 'cores, 1k QPS']:.1f}", display=False)
-assert plan["cores, 1k QPS"].max() <= 2 * CORES_PER_MACHINE   # "a machine or two"
-revenue_1k = plan["revenue $ / 1k requests"]
-compute_1k = plan["compute µ$ / 1k requests"] / 1e6
+machines = {path: plan[path, "machines, 1M QPS"] for path in cpu_ms}
+cores_1k = {path: plan[path, "cores, 1k QPS"] for path in cpu_ms}
+for path, tag in (("one at a time", ""), ("batched", "_batched")):
+    glue(f"machines_all{tag}", f"{machines[path]['all']:,.0f}", display=False)
+    glue(f"machines_k97{tag}", f"{machines[path][K97]:,.0f}", display=False)
+    glue(f"cores_1k_all{tag}", f"{cores_1k[path]['all']:.1f}", display=False)
+    glue(f"cores_1k_k97{tag}", f"{cores_1k[path][K97]:.1f}", display=False)
+machines_1k = np.ceil(cores_1k["one at a time"] / CORES_PER_MACHINE)
+n_all, n_k97 = int(machines_1k["all"]), int(machines_1k[K97])
+same = "a single machine" if n_all == 1 else f"the same {n_all} machines"
+glue("machines_1k_sentence", (
+    f"{same} either way" if n_all == n_k97 else f"{n_all} machines against {n_k97}")
+    + " (plus one for redundancy)" + (
+    ": at 1k QPS the funnel is not worth its complexity for cost alone"
+    if n_all - n_k97 <= 1 else ""), display=False)
+fleet_saving = {path: 1 - m[K97] / m["all"] for path, m in machines.items()}
+glue("fleet_saving_batched", pct(fleet_saving["batched"], 0), display=False)
+glue("fleet_saving_alone", pct(fleet_saving["one at a time"], 0)
+     if fleet_saving["one at a time"] > 0 else "none on this run", display=False)
+overhead = cpu_ms.loc[K97, "one at a time"] / cpu_ms.loc[K97, "batched"]
+glue("alone_over_batched", f"{overhead:.0f}", display=False)
+alone_saving = fleet_saving["one at a time"]
+if alone_saving < fleet_saving["batched"]:
+    fleet_sentence = ((f"saves {pct(alone_saving, 0)} of the machines" if alone_saving > 0
+                       else "saves no machines at all on this run")
+                      + f", not {pct(fleet_saving['batched'], 0)}: the fixed costs of each "
+                      "call (building a feature table, calling the trees, calibrating, "
+                      "writing the log) do not shrink with K, and served alone a request "
+                      "pays them all itself")
+else:
+    fleet_sentence = (f"saves {pct(fleet_saving['one at a time'], 0)} of the machines, "
+                      f"no less than batched ({pct(fleet_saving['batched'], 0)}) on this "
+                      "run")
+glue("fleet_sentence", fleet_sentence, display=False)
+revenue_1k = plan["revenue", "$ / 1k requests"]
 lost = revenue_1k["all"] - revenue_1k[K97]
-saved = compute_1k["all"] - compute_1k[K97]
+saved = {path: (plan[path, "compute µ$ / 1k requests"]["all"]
+                - plan[path, "compute µ$ / 1k requests"][K97]) / 1e6 for path in cpu_ms}
+most_saved = max(saved.values())
+assert lost > 100 * most_saved > 0   # "the dollars say: score more candidates"
 glue("revenue_lost", f"${lost:.2f}", display=False)
-glue("compute_saved", f"{saved * 1e6:.1f} µ$", display=False)
-assert lost > 100 * saved > 0   # "the dollars say: score more candidates"
-glue("break_even", f"{lost / saved:,.0f}", display=False)
+glue("compute_saved", f"{most_saved * 1e6:.1f} µ$", display=False)
+glue("break_even", f"{lost / most_saved:,.0f}", display=False)
 
 # %% [markdown]
+# This server answers each request alone, so the one-at-a-time cost sizes its fleet.
 # With a peak-to-mean ratio of {glue:text}`peak_to_mean`, 1M QPS needs
 # {glue:text}`machines_all` machines when the heavy model scores every eligible ad and
-# {glue:text}`machines_k97` at K = {glue:text}`k97`; at 1k QPS the difference is
-# {glue:text}`cores_1k_all` against {glue:text}`cores_1k_k97` cores, a machine or two
-# either way (plus one for redundancy): at 1k QPS the funnel is not worth its
-# complexity for cost alone.
+# {glue:text}`machines_k97` at K = {glue:text}`k97`. At 1k QPS it needs
+# {glue:text}`cores_1k_all` against {glue:text}`cores_1k_k97` cores, so
+# {glue:text}`machines_1k_sentence`.
+#
+# From the batched cost, the marginal work, 1M QPS would need
+# {glue:text}`machines_all_batched` machines against {glue:text}`machines_k97_batched`,
+# a saving of {glue:text}`fleet_saving_batched`. That is the fleet of a server that
+# batches, or whose overhead per call is negligible; served alone, a request at
+# K = {glue:text}`k97` costs about {glue:text}`alone_over_batched` times its marginal
+# work, the rest being fixed costs per call in this toy's Python. On this server the
+# funnel {glue:text}`fleet_sentence`. A server with less overhead per call spends
+# more of its time on candidates, so it gains more from cutting them.
 #
 # The comparison a business owner asks for is in dollars: per thousand requests the
 # funnel at K = {glue:text}`k97` gives up {glue:text}`revenue_lost` of revenue and
-# saves {glue:text}`compute_saved` of compute. Compute would have to cost
-# {glue:text}`break_even` times more for the saving to pay for that revenue. So on this
-# toy, with a cheap heavy model and a small index, the dollars say: score more
-# candidates. The funnel pays where the heavy model is expensive per candidate (deep
-# networks over hundreds of features) and the index large; there the latency budget
-# forces it first, and the fleet size follows. The arithmetic is the same with larger
-# numbers, which is why you measure instead of assuming.
+# saves at most {glue:text}`compute_saved` of compute (the larger of the two
+# savings). Compute would have to cost {glue:text}`break_even` times more for the
+# saving to pay for that revenue. So on this toy, with a cheap heavy model and a small
+# index, the dollars say: score more candidates. The funnel pays where the heavy
+# model is expensive per candidate (deep networks over hundreds of features) and the
+# index large; there the latency budget forces it first, and the fleet size follows.
+# The arithmetic is the same with larger numbers, which is why you measure instead of
+# assuming.
 
 # %% [markdown]
 # ## 7. Exercises
@@ -785,15 +931,16 @@ step5.recall_by_hand(blind_recall, heavy_ecpm, light_ecpm["user-blind (ad only)"
 # ```{exercise} Machines for a million requests per second
 # :label: ex-step5-machines
 #
-# Using the batched CPU cost of a whole request at K = {glue:text}`k97`
-# (`cpu_ms_k`, below), compute `machines_1m`: the 16-core machines needed for an
-# average of 1,000,000 requests per second, with the peak-to-mean ratio
-# `PEAK_TO_MEAN` and the target utilization `UTILIZATION`. Write the formula rather
-# than calling `cores`.
+# This course's server answers each request alone. Using the median CPU time of a
+# whole request served that way at K = {glue:text}`k97` (`cpu_ms_k`, below), compute
+# `machines_1m`: the 16-core machines it needs for an average of 1,000,000 requests
+# per second, with the peak-to-mean ratio `PEAK_TO_MEAN` and the target utilization
+# `UTILIZATION`. Write the formula rather than calling `cores`. Why would the batched
+# cost of section 4 be the wrong input for this server?
 # ```
 
 # %%
-cpu_ms_k = float(batched.loc[K97, "total"])
+cpu_ms_k = float(cpu_ms.loc[K97, "one at a time"])
 print(f"cpu_ms_k = {cpu_ms_k:.4f}, PEAK_TO_MEAN = {PEAK_TO_MEAN:.2f}, "
       f"UTILIZATION = {UTILIZATION}")
 
@@ -807,6 +954,11 @@ busy_cores = 1_000_000 * PEAK_TO_MEAN * cpu_ms_k / 1000
 machines_1m = int(np.ceil(busy_cores / UTILIZATION / 16))
 
 # %% [markdown]
+# The batched cost shares each call's fixed costs among 500 requests; this server
+# pays them on every request, so the batched cost would undersize its fleet. It is
+# the right input only for a server that batches requests, or whose fixed costs per
+# call are negligible next to its work per candidate.
+#
 # ```{solution-end}
 # ```
 
@@ -820,9 +972,11 @@ step5.machines_needed(machines_1m, cpu_ms_per_request=cpu_ms_k, avg_qps=1_000_00
 # :label: ex-step5-choose-k
 #
 # Picture this platform at internet scale, where scoring is the largest line of the
-# serving bill. The capacity plan gives the scoring stages (light plus heavy) a
-# twentieth of what scoring every eligible ad costs today: `budget_ms` of CPU per
-# request, batched. Using the table `options` (one row per K: its measured scoring
+# serving bill and the server is written for the purpose: its cost per request
+# approaches the batched, marginal work of section 4, with little overhead per call.
+# The capacity plan gives the scoring stages (light plus heavy) a twentieth of what
+# scoring every eligible ad costs today: `budget_ms` of CPU per request, batched.
+# Using the table `options` (one row per K: its measured scoring
 # cost and the revenue it keeps), choose the K you would ship and set `chosen_k`.
 # There is more than one defensible answer; the check tells you what yours trades
 # away.
@@ -901,6 +1055,10 @@ glue("recall_aware_k97", pct(aware.get(K97, np.nan), 0), display=False)
 #   {glue:text}`rows_per_call` through pandas, so the stage scores each request's
 #   candidates in one call, and skips the general-purpose conversion.
 # - The funnel's saving is bounded by eligible ads / K. Here: {glue:text}`bar_sentence`
+# - Size a fleet from the path the server runs. From the batched, marginal work the
+#   funnel at K = {glue:text}`k97` saved {glue:text}`fleet_saving_batched` of the
+#   machines at 1M QPS; this server, which answers each request alone and pays its
+#   fixed costs per call every time, saved {glue:text}`fleet_saving_alone`.
 # - Latency at p99, one request at a time, at K = {glue:text}`k97`:
 #   {glue:text}`p99_total_k97` for the whole request. This lab ran in
 #   {glue:text}`lab_seconds` seconds.
