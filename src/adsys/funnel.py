@@ -11,9 +11,10 @@ module serves and measures:
   scikit-learn wrapper converts a pandas table first, which costs milliseconds per
   call whatever the number of rows, and the predictions are identical.
 - **Time per request by stage**, batched and one request at a time:
-  :func:`batched_stage_seconds` (CPU seconds per request, the cost that sizes a fleet)
-  and :func:`one_at_a_time` (wall-clock seconds of each request alone, the latency a
-  caller waits for).
+  :func:`batched_stage_seconds` (CPU seconds per request: the marginal work, which
+  sizes the fleet of a server that batches requests) and :func:`one_at_a_time`
+  (seconds of each request alone: the latency a caller waits for and, in CPU time,
+  what a server answering each request alone pays, fixed costs per call included).
 """
 
 from __future__ import annotations
