@@ -388,7 +388,9 @@ class Monitor:
         extra = segment.map(spread).to_numpy(float)   # NaN where not measured yet
         ratio, z = calibration_shift(both["clicks"], both["expected"], both["clicks_ref"],
                                      both["expected_ref"], np.nan_to_num(extra))
-        poisson = 1 / both["clicks"].to_numpy(float) + 1 / both["clicks_ref"].to_numpy(float)
+        with np.errstate(divide="ignore"):   # a segment without clicks: no move today
+            poisson = (1 / both["clicks"].to_numpy(float)
+                       + 1 / both["clicks_ref"].to_numpy(float))
         self._moves.append(pd.DataFrame({"day": day, "segment": segment,
                                          "move": np.log(ratio), "poisson": poisson}))
         alerts = []
