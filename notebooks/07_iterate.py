@@ -412,17 +412,18 @@ first_fault = alerts[alerts["day"] == FAULT_DAY]
 assert {SHIFT_DAY, FAULT_DAY} <= set(alerts["day"])   # both caught the same morning
 assert set(first_shift["kind"]) == {"calibration"}
 assert "drift" in set(first_fault["kind"])
-glue("shift_alerts", f"{len(first_shift)}", display=False)
+glue("shift_alerts", f"{len(first_shift)} calibration alert"
+     + ("s" if len(first_shift) != 1 else ""), display=False)
 names = {"all": "all traffic", "f_device": "a device", "f_ad_topic": "ad topics"}
 where = [names[g] for g in names if g in set(first_shift["segment"])]
 glue("shift_where", ", ".join(where), display=False)
-glue("fault_alerts", f"{len(first_fault)}", display=False)
+glue("fault_alerts", f"{len(first_fault)} alert" + ("s" if len(first_fault) != 1 else ""),
+     display=False)
 
 # %% [markdown]
 # Both incidents were flagged on the day they started: the shift by
-# {glue:text}`shift_alerts` calibration alerts ({glue:text}`shift_where`), the
-# mobile bug by
-# {glue:text}`fault_alerts` alerts including the drift of the broken feature.
+# {glue:text}`shift_alerts` ({glue:text}`shift_where`), the mobile bug by
+# {glue:text}`fault_alerts` including the drift of the broken feature.
 # {glue:text}`quiet_sentence`
 #
 # Why count the day-to-day spread? Replay the same morning checks with the
