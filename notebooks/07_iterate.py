@@ -75,7 +75,6 @@ from adsys.checks import step7
 from adsys.features import FEATURE_COLUMNS, NUMERIC_COLUMNS, from_log
 from adsys.monitoring import (
     Monitor,
-    calibration_shift,
     drift_figure,
     drift_table,
     psi,
@@ -426,23 +425,14 @@ glue("fault_alerts", f"{len(first_fault)} alert" + ("s" if len(first_fault) != 1
 # {glue:text}`fault_alerts` including the drift of the broken feature.
 # {glue:text}`quiet_sentence`
 #
-# Why count the day-to-day spread? Replay the same morning checks with the
-# clicks' Poisson noise alone, the z-score of `calibration_shift` without the
-# spread:
+# Why count the day-to-day spread? The monitor keeps every calibration check it
+# made, with the z-score it would have had with the clicks' Poisson noise alone:
 
 # %%
-quality = monitor.quality.assign(
-    expected=lambda t: t["mean_prediction"] * t["impressions"])
-poisson_alarms = []
-for d in quiet_days:
-    trailing = quality[quality["day"].between(d - monitor.reference_days, d - 1)]
-    reference = trailing.groupby(["segment", "value"])[["clicks", "expected"]].sum()
-    today = quality[quality["day"] == d].set_index(["segment", "value"])
-    both = today.join(reference.add_suffix("_ref"), how="inner")
-    ratio, z = calibration_shift(both["clicks"], both["expected"],
-                                 both["clicks_ref"], both["expected_ref"])
-    if ((abs(z) >= monitor.z_threshold) & (abs(ratio - 1) >= monitor.min_change)).any():
-        poisson_alarms.append(d)
+checks = monitor.calibration_checks
+loud = (checks["z_poisson_only"].abs() >= monitor.z_threshold) \
+    & ((checks["ratio"] - 1).abs() >= monitor.min_change)
+poisson_alarms = sorted(set(checks.loc[loud, "day"]) & set(quiet_days))
 print(f"quiet days that would alert on Poisson noise alone: {poisson_alarms}")
 
 # %% tags=["remove-cell"]

@@ -269,6 +269,22 @@ def test_days_that_differ_more_than_clicks_raise_no_alarm_until_a_real_move(rng)
     assert "usual day-to-day spread of" in jump["message"].item()
 
 
+def test_the_calibration_checks_keep_both_z_scores(rng):
+    monitor = Monitor(["pctr"], prediction="pctr", reference_days=1, min_noise_days=2)
+    for day in range(4):
+        monitor.observe(day, day_of_traffic(rng, n=50_000, calibration=1.0 + 0.1 * day))
+    checks = monitor.calibration_checks.set_index("day")
+    assert list(checks.index) == [1, 2, 3] and checks["z"].isna().tolist() == [
+        True, True, False]                     # armed once moves from 2 days exist
+    daily = monitor.quality.query("segment == 'all'").set_index("day")
+    expected = daily["mean_prediction"] * daily["impressions"]
+    ratio, z = calibration_shift(daily["clicks"][1:], expected[1:], daily["clicks"][:-1],
+                                 expected[:-1])
+    np.testing.assert_allclose(checks["ratio"], ratio)
+    np.testing.assert_allclose(checks["z_poisson_only"], z)
+    assert (checks["z"].abs() <= checks["z_poisson_only"].abs()).iloc[-1]
+
+
 def test_a_small_segment_needs_a_larger_move_to_alert(rng):
     # The same 30% move: significant on the whole day, not on a segment of ~150 clicks.
     monitor = Monitor(["pctr"], quality_by=["device"], prediction="pctr")

@@ -301,7 +301,7 @@ class Monitor:
         self._samples: dict[int, pd.DataFrame] = {}
         self._sums: dict[int, pd.DataFrame] = {}
         self._quality, self._drift, self._alerts = [], [], []
-        self._moves: list[pd.DataFrame] = []   # each day's ln(calibration ratio) per segment
+        self._checks: list[pd.DataFrame] = []   # each day's calibration checks
 
     def observe(self, day: int, labelled: pd.DataFrame) -> pd.DataFrame:
         """Monitor ``day`` from its labelled impressions; return the day's alerts.
@@ -383,43 +383,46 @@ class Monitor:
                             pooled: pd.DataFrame) -> list[dict]:
         both = sums.merge(pooled, left_index=True, right_index=True, suffixes=("", "_ref"))
         segment = both.index.get_level_values("segment")
-        self._moves = [m for m in self._moves if m["day"].iloc[0] >= day - self.noise_days]
-        spread = pd.Series(self._day_to_day_variance(), dtype=float)
+        spread = pd.Series(self._day_to_day_variance(day), dtype=float)
         extra = segment.map(spread).to_numpy(float)   # NaN where not measured yet
-        ratio, z = calibration_shift(both["clicks"], both["expected"], both["clicks_ref"],
-                                     both["expected_ref"], np.nan_to_num(extra))
+        args = both["clicks"], both["expected"], both["clicks_ref"], both["expected_ref"]
+        ratio, z = calibration_shift(*args, np.nan_to_num(extra))
+        _, z_poisson = calibration_shift(*args)
         with np.errstate(divide="ignore"):   # a segment without clicks: no move today
-            poisson = (1 / both["clicks"].to_numpy(float)
-                       + 1 / both["clicks_ref"].to_numpy(float))
-        self._moves.append(pd.DataFrame({"day": day, "segment": segment,
-                                         "move": np.log(ratio), "poisson": poisson}))
+            poisson = 1 / both["clicks"].to_numpy(float) + 1 / both["clicks_ref"].to_numpy(float)
+        checks = pd.DataFrame({"day": day, "segment": segment,
+                               "value": both.index.get_level_values("value"),
+                               "ratio": ratio, "z": np.where(np.isnan(extra), np.nan, z),
+                               "z_poisson_only": z_poisson, "spread": np.sqrt(extra),
+                               "poisson_variance": poisson})
+        self._checks.append(checks)
         alerts = []
-        for (name, value), r, score, var in zip(both.index, ratio, z, extra, strict=True):
-            if np.isfinite(score) and np.isfinite(var) and abs(score) >= self.z_threshold \
-                    and abs(r - 1) >= self.min_change:
-                where = "" if name == "all" else f" on {name}={value}"
+        for row in checks.itertuples():
+            if abs(row.z) >= self.z_threshold and abs(row.ratio - 1) >= self.min_change:
+                where = "" if row.segment == "all" else f" on {row.segment}={row.value}"
                 alerts.append({
-                    "day": day, "kind": "calibration", "segment": name, "value": value,
-                    "metric": "calibration vs reference", "observed": float(r),
-                    "threshold": self.z_threshold,
-                    "message": f"day {day}: calibration{where} moved x{r:.2f} against the "
-                               f"{self.reference_days} days before (z = {score:+.1f}, "
-                               f"with a usual day-to-day spread of {np.sqrt(var):.0%})"})
+                    "day": day, "kind": "calibration", "segment": row.segment,
+                    "value": row.value, "metric": "calibration vs reference",
+                    "observed": float(row.ratio), "threshold": self.z_threshold,
+                    "message": f"day {day}: calibration{where} moved x{row.ratio:.2f} against "
+                               f"the {self.reference_days} days before (z = {row.z:+.1f}, "
+                               f"with a usual day-to-day spread of {row.spread:.0%})"})
         return alerts
 
-    def _day_to_day_variance(self) -> dict[str, float]:
+    def _day_to_day_variance(self, day: int) -> dict[str, float]:
         """Per segment column, the variance of healthy days' calibration moves beyond
-        Poisson noise, from the last ``noise_days`` days (none until there are
-        ``min_noise_days`` of them)."""
-        if not self._moves:
+        Poisson noise, from the last ``noise_days`` days before ``day`` (none until
+        there are ``min_noise_days`` of them)."""
+        if not self._checks:
             return {}
-        past = pd.concat(self._moves, ignore_index=True)
-        past = past[np.isfinite(past["move"])]
+        past = pd.concat(self._checks, ignore_index=True)
+        past = past.assign(move=np.log(past["ratio"]))
+        past = past[(past["day"] >= day - self.noise_days) & np.isfinite(past["move"])]
         spread = {}
         for segment, moves in past.groupby("segment", sort=False):
             if moves["day"].nunique() >= self.min_noise_days:
                 mad = 1.4826 * np.median(np.abs(moves["move"] - moves["move"].median()))
-                spread[segment] = max(mad**2 - float(moves["poisson"].median()), 0.0)
+                spread[segment] = max(mad**2 - float(moves["poisson_variance"].median()), 0.0)
         return spread
 
     def _drift_rows(self, day: int, reference: pd.DataFrame,
@@ -449,6 +452,17 @@ class Monitor:
         """One row per (day, segment, value, column): rows today ``n``, ``psi``, ``ks``."""
         return pd.DataFrame(self._drift, columns=["day", "segment", "value", "column", "n",
                                                   "psi", "ks"])
+
+    @property
+    def calibration_checks(self) -> pd.DataFrame:
+        """One row per (day, segment, value) with a reference: the calibration ratio
+        against the reference days, its z-score (NaN until the day-to-day spread is
+        measured), the z-score with Poisson noise alone, the spread, and the Poisson
+        variance of ``ln(ratio)``."""
+        columns = ["day", "segment", "value", "ratio", "z", "z_poisson_only", "spread",
+                   "poisson_variance"]
+        return (pd.concat(self._checks, ignore_index=True) if self._checks
+                else pd.DataFrame(columns=columns))
 
     @property
     def alerts(self) -> pd.DataFrame:
