@@ -411,6 +411,9 @@ lean.style.format({"median CPU ms": "{:.2f}", "largest difference": "{:.0e}"})
 # %% tags=["remove-cell"]
 assert (lean["largest difference"] < 1e-9).all(), "all paths give the same predictions"
 cpu_path = lean["median CPU ms"]
+assert (cpu_path["logistic", "lookup tables (served)"]
+        < cpu_path["logistic", "scikit-learn pipeline"]), "tables beat the pipeline"
+assert cpu_path[BIG, "booster on a matrix"] < cpu_path[BIG, "pandas table (served)"]
 glue("pipeline_ms", f"{cpu_path['logistic', 'scikit-learn pipeline']:.2f} ms",
      display=False)
 glue("tables_ms", f"{cpu_path['logistic', 'lookup tables (served)']:.2f} ms",

@@ -5,6 +5,7 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.preprocessing import OneHotEncoder
 
 from adsys.baseline import serve_random
 from adsys.features import FEATURE_COLUMNS, make_features
@@ -12,6 +13,7 @@ from adsys.history import History
 from adsys.metrics import calibration_ratio, log_loss
 from adsys.prediction import (
     Calibrator,
+    CategoricalOneHot,
     LightGBMClickModel,
     LogisticClickModel,
     downsample_negatives,
@@ -209,6 +211,27 @@ def test_logistic_lookup_tables_equal_the_pipeline(served, crosses):
     np.testing.assert_allclose(model.predict(rows), reference, rtol=1e-9, atol=1e-12)
     assert list(model.inputs(rows).columns)[:len(FEATURE_COLUMNS)] == list(FEATURE_COLUMNS)
     assert model.inputs(rows).shape[1] == len(FEATURE_COLUMNS) + len(crosses)
+
+
+def test_categorical_one_hot_is_scikit_learns_encoder(served):
+    """Same categories and the same matrix as OneHotEncoder(handle_unknown="ignore"),
+    including the campaigns first seen on day 1, which encode as zeros."""
+    features, _, rows = served
+    columns = list(LogisticClickModel(crosses=[("age_band", "ad_topic")]).categorical)
+    train = LogisticClickModel(crosses=[("age_band", "ad_topic")]).inputs(features)[columns]
+    fresh = LogisticClickModel(crosses=[("age_band", "ad_topic")]).inputs(rows)[columns]
+    reference = OneHotEncoder(handle_unknown="ignore").fit(train)
+    ours = CategoricalOneHot().fit(train)
+    for expected, got in zip(reference.categories_, ours.categories_, strict=True):
+        np.testing.assert_array_equal(got, expected)
+        assert got.dtype == expected.dtype
+    assert not set(rows["campaign_id"]) <= set(features["campaign_id"])   # unseen ones
+    for table in (train, fresh):
+        expected, got = reference.transform(table), ours.transform(table)
+        assert got.format == "csr" and got.shape == expected.shape
+        np.testing.assert_array_equal(got.indptr, expected.indptr)
+        np.testing.assert_array_equal(got.indices, expected.indices)
+        np.testing.assert_array_equal(got.data, expected.data)
 
 
 def test_a_cross_is_one_category_per_pair(served):

@@ -356,20 +356,25 @@ def retrain(recent: list[DayResult], config: SimulationConfig, make_model: Model
     and non-clicks keeps yesterday's ``models``.
     """
     as_of = (recent[-1].day + 1) * SECONDS_PER_DAY
-    impressions = pd.concat([r.impressions for r in recent], ignore_index=True)
+    # Only the columns the job reads: copying whole impression logs costs more than the join.
+    needed = ["impression_id", "time", "day", "user_id", "ad_id",
+              *(c for c in recent[-1].impressions.columns if c.startswith(FEATURE_PREFIX))]
+    impressions = pd.concat([r.impressions[needed] for r in recent], ignore_index=True)
     clicks = pd.concat([r.clicks for r in recent], ignore_index=True)
     closed = closed_labels(impressions, clicks, config.attribution_window, as_of)
-    fresh = closed[closed["time"] + config.attribution_window > as_of - SECONDS_PER_DAY]
-    history = history.copy().add(fresh["user_id"], fresh["ad_id"], fresh["clicked"])
+    time, clicked = closed["time"].to_numpy(), closed["clicked"].to_numpy()
+    fresh = time + config.attribution_window > as_of - SECONDS_PER_DAY
+    history = history.copy().add(closed["user_id"].to_numpy()[fresh],
+                                 closed["ad_id"].to_numpy()[fresh], clicked[fresh])
     today = recent[-1].requests
     history.add_views(today.user, today.publisher)
-    closed = closed[closed["day"] > recent[-1].day - config.training_days]
-    if closed["clicked"].nunique() < 2:   # too quiet to learn from: keep the old models
+    in_window = np.flatnonzero(closed["day"].to_numpy() > recent[-1].day - config.training_days)
+    if len(np.unique(clicked[in_window])) < 2:   # too quiet to learn from: keep the old models
         return models, history
     w = config.downsampling_rate
-    closed = closed[downsample_negatives(closed["clicked"], w, rng)]
-    features = closed.filter(like=FEATURE_PREFIX).rename(
+    rows = in_window[downsample_negatives(clicked[in_window], w, rng)]
+    features = closed.iloc[rows, closed.columns.str.startswith(FEATURE_PREFIX)].rename(
         columns=lambda c: c[len(FEATURE_PREFIX):])
-    heavy = make_model(downsampling_rate=w).fit(features, closed["clicked"])
-    light = LightModel(downsampling_rate=w).fit(features, closed["clicked"])
+    heavy = make_model(downsampling_rate=w).fit(features, clicked[rows])
+    light = LightModel(downsampling_rate=w).fit(features, clicked[rows])
     return Models(heavy, light), history
