@@ -276,6 +276,18 @@ def test_a_non_finite_feature_is_blamed_on_its_column(served, column, bad):
         LogisticClickModel().fit(broken, np.r_[1, np.zeros(len(broken) - 1)])
 
 
+@pytest.mark.parametrize("column", ["device", "campaign_id"])
+def test_a_missing_category_is_blamed_on_its_column(served, column):
+    features, clicked, rows = served
+    model = LogisticClickModel().fit(features, clicked)
+    broken = rows.copy()
+    broken.loc[broken.index[5], column] = np.nan
+    with pytest.raises(ValueError, match=rf"column '{column}' holds missing values"):
+        model.predict(broken)
+    with pytest.raises(ValueError, match=rf"column '{column}' holds missing values"):
+        CategoricalOneHot().fit(broken[[column]])
+
+
 def test_predict_needs_rows(served):
     features, clicked, _ = served
     model = LogisticClickModel().fit(features, clicked)

@@ -133,6 +133,8 @@ def _check_features(features: pd.DataFrame) -> np.ndarray:
                 f"features column {column!r} must be categorical, as make_features returns "
                 f"it; got {types[column]} (features read back from a file lose their "
                 f"dtypes: rebuild them with make_features)")
+        if (features[column].array.codes < 0).any():
+            raise ValueError(f"features column {column!r} holds missing values")
     numeric = np.column_stack([features[c].to_numpy(float) for c in NUMERIC_COLUMNS])
     if not np.isfinite(numeric).all():
         bad = [c for c, ok in zip(NUMERIC_COLUMNS, np.isfinite(numeric).all(axis=0),
@@ -219,18 +221,18 @@ class CategoricalOneHot(TransformerMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y: ArrayLike | None = None) -> CategoricalOneHot:
         self.categories_ = []
         for name in X.columns:
-            column = X[name].array
+            column, codes = _categorical(X, name)
             seen = column.categories[np.flatnonzero(
-                np.bincount(column.codes, minlength=len(column.categories)))].to_numpy()
+                np.bincount(codes, minlength=len(column.categories)))].to_numpy()
             self.categories_.append(seen[np.argsort(seen, kind="stable")])
         return self
 
     def transform(self, X: pd.DataFrame) -> sparse.csr_matrix:
         offset, columns = 0, []
         for name, seen in zip(X.columns, self.categories_, strict=True):
-            column = X[name].array
+            column, codes = _categorical(X, name)
             position = pd.Index(seen).get_indexer(column.categories)  # -1: not seen in fit
-            at = position[column.codes]
+            at = position[codes]
             columns.append(np.where(at >= 0, at + offset, -1))
             offset += len(seen)
         at = np.column_stack(columns).ravel()
@@ -238,6 +240,17 @@ class CategoricalOneHot(TransformerMixin, BaseEstimator):
         indptr = np.r_[0, np.cumsum(known.reshape(len(X), -1).sum(axis=1))]
         return sparse.csr_matrix((np.ones(int(known.sum())), at[known], indptr),
                                  shape=(len(X), offset))
+
+
+def _categorical(X: pd.DataFrame, name: str) -> tuple[pd.Categorical, np.ndarray]:
+    """Column ``name`` of ``X`` and its category codes; it must be categorical, with
+    no missing values."""
+    column = X[name].array
+    if not isinstance(column, pd.Categorical):
+        raise ValueError(f"column {name!r} must be categorical; got {X[name].dtype}")
+    if (column.codes < 0).any():
+        raise ValueError(f"column {name!r} holds missing values")
+    return column, column.codes
 
 
 class LogisticClickModel(_BaseClickModel):
