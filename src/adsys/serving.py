@@ -203,8 +203,12 @@ class AdServer:
             if partial.any():
                 campaign = self._ad_campaign[ad]
                 salt = int(rng.integers(2**32))
-                coin = uniform_hash(requests.request_id[req], campaign, salt)
-                takes_part = coin < throttle[campaign]
+                # A coin only where the campaign's rate is below 1 (a coin is below 1).
+                coin_needed = np.flatnonzero(partial[campaign])
+                takes_part = np.ones(len(ad), bool)
+                takes_part[coin_needed] = uniform_hash(
+                    requests.request_id[req[coin_needed]], campaign[coin_needed],
+                    salt) < throttle[campaign[coin_needed]]
                 req, ad = req[takes_part], ad[takes_part]
         with timer.stage("select"):
             if self.k is not None:
