@@ -939,6 +939,7 @@ glue("ab_page", f"In the lab, B's test ({AB_DAYS} days) gives a revenue interval
         if inside["revenue per request"] else
         ": the test measures other days, with arms that compete for the same "
         "budgets"), display=False)
+glue("eval_day", f"{EVAL_DAY}", display=False)
 assert lift["revenue per request"] > 0 and lift["CTR"] < 0
 assert lift["cost per click"] > 0
 first_a = day_a.impressions.query("position == 1")
@@ -949,7 +950,7 @@ glue("bid_a", f"${first_a['bid'].mean():.2f}", display=False)
 glue("bid_b", f"${first_b['bid'].mean():.2f}", display=False)
 
 # %% [markdown]
-# The truth for day 2: B lifts revenue per request by {glue:text}`true_rpr`,
+# The truth for day {glue:text}`eval_day`: B lifts revenue per request by {glue:text}`true_rpr`,
 # raises cost per click by {glue:text}`true_cpc` and changes CTR by
 # {glue:text}`true_ctr`. {glue:text}`truth_vs_test` B trades
 # clicks for money: its slot-1 ads bid {glue:text}`bid_b` per click on average

@@ -133,8 +133,7 @@ def _check_features(features: pd.DataFrame) -> np.ndarray:
                 f"features column {column!r} must be categorical, as make_features returns "
                 f"it; got {types[column]} (features read back from a file lose their "
                 f"dtypes: rebuild them with make_features)")
-        if (features[column].array.codes < 0).any():
-            raise ValueError(f"features column {column!r} holds missing values")
+        _categorical(features, column)   # no missing values
     numeric = np.column_stack([features[c].to_numpy(float) for c in NUMERIC_COLUMNS])
     if not np.isfinite(numeric).all():
         bad = [c for c, ok in zip(NUMERIC_COLUMNS, np.isfinite(numeric).all(axis=0),
