@@ -68,7 +68,7 @@ from itertools import pairwise
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MultipleLocator, NullFormatter
 from myst_nb import glue
 
 from adsys import plots
@@ -681,6 +681,7 @@ for ax, column, points in ((left, "batched scoring ms", labelled),
     ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
+left.yaxis.set_major_locator(MultipleLocator(0.05))   # whole percents, labelled exactly
 plots.percent_axis(left, decimals=0)
 glue("fig_tradeoff", fig, display=False)
 plt.close(fig)
