@@ -673,9 +673,12 @@ right.set(xscale="log", xlabel="p99 CPU ms, one request at a time (log)",
 labelled = curve.loc[list(dict.fromkeys([4, K97, 64, "all"]))]
 for ax, column, points in ((left, "batched scoring ms", labelled),
                            (right, "p99 scoring ms", timed_k)):
-    for k, row in points.iterrows():
+    lowest = points["revenue ratio"].min()
+    for k, row in points.iterrows():   # below each point, but above the lowest one
+        below = row["revenue ratio"] > lowest
         ax.annotate(f"K={k}", (row[column], row["revenue ratio"]),
-                    textcoords="offset points", xytext=(4, -12), fontsize=8)
+                    textcoords="offset points", xytext=(5, -12 if below else 2),
+                    fontsize=8)
     ax.axhline(0.97, color="black", ls=":", lw=1)
     ax.legend(loc="lower right", fontsize=8)
     ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
