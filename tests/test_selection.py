@@ -10,7 +10,13 @@ from adsys.baseline import serve_random
 from adsys.features import make_features
 from adsys.history import PRIOR_CTR, PRIOR_STRENGTH, History
 from adsys.index import AdIndex
-from adsys.selection import LIGHT_FEATURES, LightModel, Selector, top_k_per_group
+from adsys.selection import (
+    LIGHT_CROSSES,
+    LIGHT_FEATURES,
+    LightModel,
+    Selector,
+    top_k_per_group,
+)
 from adsys.world import World
 
 
@@ -42,12 +48,18 @@ def history(world) -> History:
 
 
 @pytest.fixture(scope="module")
-def light(world, history) -> LightModel:
-    """A light model fitted on random-server traffic, with the history as features."""
+def random_log(world, history) -> tuple[pd.DataFrame, pd.Series]:
+    """Features (with the history) and clicks of random-server traffic."""
     log = serve_random(world, 1, 20_000, np.random.default_rng(2), with_truth=False)
     features = make_features(world.view, log["user_id"], log["ad_id"], log["publisher_id"],
                              log["hour"], log["position"], history, log["exposures"])
-    return LightModel().fit(features, log["clicked"])
+    return features, log["clicked"]
+
+
+@pytest.fixture(scope="module")
+def light(random_log) -> LightModel:
+    """A light model fitted on random-server traffic."""
+    return LightModel().fit(*random_log)
 
 
 @settings(max_examples=20, deadline=None)
@@ -149,6 +161,48 @@ def test_light_ctr_is_the_logistic_model_on_the_serving_features(world, requests
     assert light.weights["declared_interest"] > 0      # declared interests predict clicks
 
 
+def test_topic_crosses_fold_into_the_same_two_lookups(world, requests, candidates, history,
+                                                      random_log):
+    """With every cross, the folded tables still give the model's own logit: its
+    numeric weights plus one weight per (value, ad topic) of each crossed column."""
+    crossed = LightModel(crosses=LIGHT_CROSSES).fit(*random_log)
+    request_pos, ad_id = candidates
+    features = make_features(world.view, requests.user[request_pos], ad_id,
+                             requests.publisher[request_pos], requests.hour[request_pos], 1,
+                             history)
+    topic = features["ad_topic"].cat.codes.to_numpy()
+    logit = crossed.intercept + sum(crossed.weights[name] * features[name].to_numpy(float)
+                                    for name in LIGHT_FEATURES)
+    for column in LIGHT_CROSSES:
+        logit = logit + crossed.cross_weights[column][features[column].cat.codes, topic]
+    np.testing.assert_allclose(Selector(world.view, history, crossed).light_ctr(
+        requests, request_pos, ad_id), 1 / (1 + np.exp(-logit)), rtol=1e-4)
+    assert {c: w.shape for c, w in crossed.cross_weights.items()} == {
+        c: (len(features[c].cat.categories), len(world.view.topics)) for c in LIGHT_CROSSES}
+
+
+def test_a_topic_cross_is_scikit_learns_logistic_regression_on_one_hot_cells(random_log):
+    """The fit equals scikit-learn's on the light features, the slot and an explicit
+    one-hot of the (hour, ad topic) cells."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import OneHotEncoder
+
+    features, clicked = random_log
+    model = LightModel(crosses=("hour",)).fit(features, clicked)
+    n_topics = len(features["ad_topic"].cat.categories)
+    cell = (features["hour"].cat.codes.to_numpy(np.int64) * n_topics
+            + features["ad_topic"].cat.codes.to_numpy(np.int64))
+    encoder = OneHotEncoder(categories=[np.arange(24 * n_topics)], sparse_output=False)
+    slots = pd.get_dummies(features["position"], drop_first=True, dtype=float).to_numpy()
+    x = np.column_stack([features[list(LIGHT_FEATURES)].to_numpy(float), slots,
+                         encoder.fit_transform(cell[:, None])])
+    reference = LogisticRegression(solver="newton-cholesky").fit(x, clicked)
+    assert model.intercept == pytest.approx(reference.intercept_[0], rel=1e-6)
+    np.testing.assert_allclose(model.cross_weights["hour"].ravel(),
+                               reference.coef_[0][len(LIGHT_FEATURES) + slots.shape[1]:],
+                               rtol=1e-5, atol=1e-8)
+
+
 def test_downsampling_shifts_the_light_intercept(world, history):
     log = serve_random(world, 1, 5000, np.random.default_rng(3), with_truth=False)
     features = make_features(world.view, log["user_id"], log["ad_id"], log["publisher_id"],
@@ -200,3 +254,9 @@ def test_bad_inputs_raise(world, requests, candidates, history):
         LightModel(downsampling_rate=0)
     with pytest.raises(TypeError, match="features"):
         LightModel().fit(np.zeros((3, 6)), [0, 1, 0])
+    with pytest.raises(ValueError, match="crosses"):
+        LightModel(crosses=("region",))
+    with pytest.raises(ValueError, match="crosses"):
+        LightModel(crosses=("hour", "hour"))
+    with pytest.raises(TypeError, match="crosses"):
+        LightModel(crosses="hour")

@@ -13,7 +13,7 @@ from adsys.pacing import traffic_forecast
 from adsys.prediction import LogisticClickModel
 from adsys.report import day_report
 from adsys.serving import STAGES, AdServer, uniform_hash
-from adsys.simulate import SimulationConfig, bootstrap, simulate, simulate_day
+from adsys.simulate import SimulationConfig, bootstrap, retrain, simulate, simulate_day
 from adsys.world import World, WorldConfig
 
 RESERVE = 1.0   # dollars per thousand impressions
@@ -203,6 +203,18 @@ def test_paced_campaigns_spend_their_budget_smoothly(world, days):
                               for gap in (paced_gap, unpaced_gap))
     assert paced_gap < 0.3
     assert unpaced_gap > paced_gap
+
+
+def test_the_nightly_light_model_takes_the_configured_crosses(world, boot, days):
+    """``light_crosses`` reaches the nightly job; without it the light model has none."""
+    models, history, _ = boot
+    n_topics = len(world.view.topics)
+    for crosses in ((), ("hour", "page_topic")):
+        config = SimulationConfig(light_crosses=crosses)
+        new, _ = retrain([days[True]], config, LogisticClickModel, history,
+                         np.random.default_rng(0), models)
+        assert {c: w.shape for c, w in new.light.cross_weights.items()} == {
+            c: ({"hour": 24, "page_topic": n_topics}[c], n_topics) for c in crosses}
 
 
 def test_same_seed_same_logs(world):

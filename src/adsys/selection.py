@@ -11,15 +11,22 @@ heavy model.
 
 Scoring is two lookups and an add per pair: the model's weights are folded into a
 table per ad and a table per (user, topic), recomputed only when the model or the
-history changes. Keeping the K best of each request is one integer sort of packed
-keys (request, score, ad), see :func:`top_k_per_group`.
+history changes. Optional crosses of the ad's topic with the user's age band or
+gender, the hour or the page's topic (:data:`LIGHT_CROSSES`) fold into the same
+tables (per (user, topic), or per (request, topic) built once per request), so they
+make the light model sharper at the same cost per pair. Keeping the K best of each
+request is one integer sort of packed keys (request, score, ad), see
+:func:`top_k_per_group`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
+from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 
 from adsys.history import PRIOR_CTR, History
@@ -33,7 +40,7 @@ from adsys.validation import (
     check_same_length,
 )
 
-__all__ = ["LIGHT_FEATURES", "LightModel", "Selector", "top_k_per_group"]
+__all__ = ["LIGHT_CROSSES", "LIGHT_FEATURES", "LightModel", "Selector", "top_k_per_group"]
 
 LIGHT_FEATURES = (
     "ad_ctr_logit", "user_topic_view_share", "user_topic_ctr_logit", "declared_interest",
@@ -41,9 +48,14 @@ LIGHT_FEATURES = (
 )
 """The light model's inputs, columns of :func:`adsys.features.make_features`."""
 
+LIGHT_CROSSES = ("age_band", "gender", "hour", "page_topic")
+"""Request-side columns the light model may cross with the ad's topic: one weight per
+(value, topic), folded into the per-(user, topic) or per-(request, topic) table."""
+
 
 class LightModel:
-    """A logistic regression on :data:`LIGHT_FEATURES`: cheap, user-aware pCTR.
+    """A logistic regression on :data:`LIGHT_FEATURES` (and optional crosses of the
+    ad's topic, :data:`LIGHT_CROSSES`): cheap, user-aware pCTR.
 
     Trained on the same feature tables as the heavy model (the logged slot enters as
     a one-hot so that the position effect is not credited to the ads); it scores at
@@ -58,14 +70,35 @@ class LightModel:
         Rate at which non-clicks were kept in the training data; the fitted intercept
         is shifted by ``log(downsampling_rate)``, which undoes it exactly for a
         logistic model (the same map as :func:`adsys.prediction.recalibrate_downsampled`).
+    crosses : sequence of str
+        Columns of :data:`LIGHT_CROSSES` to cross with the ad's topic (default none).
+
+    Attributes
+    ----------
+    intercept : float
+    weights : dict
+        One weight per column of :data:`LIGHT_FEATURES`.
+    cross_weights : dict
+        Per crossed column, an array (its number of values, number of topics) of
+        logit offsets.
     """
 
-    def __init__(self, C: float = 1.0, downsampling_rate: float = 1.0) -> None:
+    def __init__(self, C: float = 1.0, downsampling_rate: float = 1.0,
+                 crosses: Sequence[str] = ()) -> None:
         self.C = check_range("C", C, 0, np.inf, low_open=True)
         self.downsampling_rate = check_range("downsampling_rate", downsampling_rate, 0, 1,
                                              low_open=True)
+        if isinstance(crosses, str) or not isinstance(crosses, Sequence) or not all(
+                isinstance(c, str) for c in crosses):
+            raise TypeError(f"crosses must be a sequence of column names; got {crosses!r}")
+        unknown = [c for c in crosses if c not in LIGHT_CROSSES]
+        if unknown or len(set(crosses)) != len(crosses):
+            raise ValueError(f"crosses must be distinct columns of {list(LIGHT_CROSSES)}; "
+                             f"got {list(crosses)}")
+        self.crosses = tuple(crosses)
         self.intercept: float | None = None
         self.weights: dict[str, float] = {}
+        self.cross_weights: dict[str, np.ndarray] = {}
 
     @classmethod
     def ad_only(cls, base_rate: float = PRIOR_CTR) -> LightModel:
@@ -81,7 +114,8 @@ class LightModel:
         """Fit on a feature table (from ``make_features``) and 0/1 labels; return ``self``."""
         if not isinstance(features, pd.DataFrame):
             raise TypeError(f"features must be a DataFrame; got {type(features).__name__}")
-        missing = [c for c in (*LIGHT_FEATURES, "position") if c not in features]
+        crossed = (*self.crosses, "ad_topic") if self.crosses else ()
+        missing = [c for c in (*LIGHT_FEATURES, "position", *crossed) if c not in features]
         if missing:
             raise ValueError(f"features is missing columns {missing}")
         y = check_labels("clicked", as_1d("clicked", clicked))
@@ -91,9 +125,25 @@ class LightModel:
         slots = features["position"].cat.codes.to_numpy()
         one_hot = np.eye(slots.max() + 1)[slots][:, 1:]      # slot 1 is the reference
         x = np.column_stack([features[c].to_numpy(float) for c in LIGHT_FEATURES] + [one_hot])
+        shapes = [(len(features[c].cat.categories), len(features["ad_topic"].cat.categories))
+                  for c in self.crosses]
+        if self.crosses:   # one indicator column per (value, topic) cell of each cross
+            topic, rows = features["ad_topic"].cat.codes.to_numpy(np.int64), np.arange(len(y))
+            blocks = [sparse.csr_matrix(x)]
+            for column, (n_values, n_topics) in zip(self.crosses, shapes, strict=True):
+                cell = features[column].cat.codes.to_numpy(np.int64) * n_topics + topic
+                blocks.append(sparse.csr_matrix((np.ones(len(y)), (rows, cell)),
+                                                shape=(len(y), n_values * n_topics)))
+            x = sparse.hstack(blocks, format="csr")
         regression = LogisticRegression(C=self.C, solver="newton-cholesky").fit(x, y)
+        coef = regression.coef_[0]
         self.intercept = float(regression.intercept_[0]) + float(np.log(self.downsampling_rate))
-        self.weights = dict(zip(LIGHT_FEATURES, map(float, regression.coef_[0]), strict=False))
+        self.weights = dict(zip(LIGHT_FEATURES, map(float, coef), strict=False))
+        start = len(LIGHT_FEATURES) + one_hot.shape[1]
+        for column, (n_values, n_topics) in zip(self.crosses, shapes, strict=True):
+            self.cross_weights[column] = coef[start:start + n_values * n_topics].reshape(
+                n_values, n_topics)
+            start += n_values * n_topics
         return self
 
 
@@ -132,12 +182,22 @@ class Selector:
                     >> np.arange(n_topics)) & 1
         self._ad_part = (self.model.intercept + w["ad_ctr_logit"] * tables["ad_ctr_logit"]
                          ).astype(np.float32)
+        crossed = self.model.cross_weights
+        users = view.users
         self._user_topic_part = (
             w["user_topic_view_share"] * tables["user_topic_view_share"]
             + w["user_topic_ctr_logit"] * tables["user_topic_ctr_logit"]
             + w["declared_interest"] * declared
-            + w["user_ctr_logit"] * tables["user_ctr_logit"][:, None]).astype(np.float32).ravel()
-        self._match_weight = np.float32(w["page_topic_match"])
+            + w["user_ctr_logit"] * tables["user_ctr_logit"][:, None]
+            + sum(crossed[c][users[c].to_numpy()] for c in ("age_band", "gender")
+                  if c in crossed)).astype(np.float32).ravel()
+        # Per (page topic, ad topic): the page-match weight, plus the cross if fitted.
+        page_topics = np.arange(len(view.topics))
+        self._page_part = (np.float32(w["page_topic_match"])
+                           * (page_topics[:, None] == page_topics))
+        if "page_topic" in crossed:
+            self._page_part = (self._page_part + crossed["page_topic"]).astype(np.float32)
+        self._hour_part = crossed["hour"].astype(np.float32) if "hour" in crossed else None
         self._bid = self.max_cpc[self.ad_campaign].astype(np.float32)
 
     def light_ctr(self, requests: Requests, request_pos: ArrayLike,
@@ -185,13 +245,13 @@ class Selector:
         return req, ads
 
     def _light_ctr(self, requests: Requests, req: np.ndarray, ads: np.ndarray) -> np.ndarray:
-        # Per request and topic: the user's part plus the page-match part, then one
-        # lookup per pair in that small table and one in the ad table.
+        # Per request and topic: the user's part plus the page's (and the hour's), then
+        # one lookup per pair in that small table and one in the ad table.
         n_topics = len(self.view.topics)
-        topics = np.arange(n_topics)
         request_topic = (self._user_topic_part.reshape(-1, n_topics)[requests.user]
-                         + self._match_weight * (self._page_topic[requests.publisher][:, None]
-                                                 == topics))
+                         + self._page_part[self._page_topic[requests.publisher]])
+        if self._hour_part is not None:
+            request_topic += self._hour_part[requests.hour]
         z = self._ad_part[ads] + request_topic.ravel()[req * n_topics + self._ad_topic[ads]]
         return 1 / (1 + np.exp(-z))
 

@@ -56,6 +56,7 @@ class SimulationConfig:
     exploration: float = 0.0                # share of requests with a random slot-1 ad
     fault: FeatureFault | None = None       # a serving bug to inject (Step 7)
     candidate_share: float = 0.0            # share of requests whose candidates are logged
+    light_crosses: tuple[str, ...] = ()     # the nightly light model's topic crosses
 
     def __post_init__(self) -> None:
         steps = check_int("steps_per_day", self.steps_per_day, 24)
@@ -75,6 +76,7 @@ class SimulationConfig:
         if self.fault is not None and not isinstance(self.fault, FeatureFault):
             raise TypeError(f"fault must be a FeatureFault; got {type(self.fault).__name__}")
         check_range("candidate_share", self.candidate_share, 0, 1)
+        LightModel(crosses=self.light_crosses)   # names a bad cross
 
 
 @dataclass
@@ -376,5 +378,6 @@ def retrain(recent: list[DayResult], config: SimulationConfig, make_model: Model
     features = closed.iloc[rows, closed.columns.str.startswith(FEATURE_PREFIX)].rename(
         columns=lambda c: c[len(FEATURE_PREFIX):])
     heavy = make_model(downsampling_rate=w).fit(features, clicked[rows])
-    light = LightModel(downsampling_rate=w).fit(features, clicked[rows])
+    light = LightModel(downsampling_rate=w, crosses=config.light_crosses).fit(
+        features, clicked[rows])
     return Models(heavy, light), history
