@@ -114,7 +114,7 @@ def replays(env: dict, result, pool: pd.DataFrame) -> tuple[float, pd.DataFrame]
     req = result.requests.to_frame().set_index("request_id").loc[pool["request_id"]]
     true_1 = env["world"].click_probability(
         req["user"], pool["ad_id"], req["publisher"], req["hour"], 1, EVAL_DAY,
-        np.rint(np.expm1(pool["f_log_exposures"])))
+        np.rint(np.expm1(pool["f_log_exposures"])).astype(np.int64))
     rid = pool["request_id"].to_numpy()
     start = np.flatnonzero(np.r_[True, rid[1:] != rid[:-1]])
     size = np.diff(np.r_[start, len(pool)])
