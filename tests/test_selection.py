@@ -187,7 +187,7 @@ def test_a_topic_cross_is_scikit_learns_logistic_regression_on_one_hot_cells(ran
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import OneHotEncoder
 
-    features, clicked = random_log
+    features, clicked = (part.iloc[:8000] for part in random_log)
     model = LightModel(crosses=("hour",)).fit(features, clicked)
     n_topics = len(features["ad_topic"].cat.categories)
     cell = (features["hour"].cat.codes.to_numpy(np.int64) * n_topics
@@ -260,3 +260,5 @@ def test_bad_inputs_raise(world, requests, candidates, history):
         LightModel(crosses=("hour", "hour"))
     with pytest.raises(TypeError, match="crosses"):
         LightModel(crosses="hour")
+    with pytest.raises(TypeError, match="crosses"):
+        LightModel(crosses=None)
