@@ -12,7 +12,7 @@ from adsys.index import AdIndex
 from adsys.pacing import traffic_forecast
 from adsys.prediction import LogisticClickModel
 from adsys.report import day_report
-from adsys.serving import STAGES, AdServer, uniform_hash
+from adsys.serving import STAGES, AdServer, best_of_each_key, uniform_hash
 from adsys.simulate import SimulationConfig, bootstrap, retrain, simulate, simulate_day
 from adsys.world import World, WorldConfig
 
@@ -127,6 +127,19 @@ def test_throttle_coins_are_one_per_request_and_campaign():
     assert coins.min() >= 0 and coins.max() < 1
     assert np.quantile(coins, [0.1, 0.5, 0.9]) == pytest.approx([0.1, 0.5, 0.9], abs=0.01)
     assert abs(np.corrcoef(coins[::2], coins[1::2])[0, 1]) < 0.03   # campaigns independent
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_best_of_each_key_is_the_highest_value_and_the_first_on_ties(seed):
+    rng = np.random.default_rng(seed)
+    keys = rng.integers(0, 40, size=300)
+    values = rng.integers(0, 4, size=300).astype(float)   # many ties
+    best = best_of_each_key(keys, values)
+    for key in np.unique(keys):
+        items = np.flatnonzero(keys == key)
+        expected = items[np.argmax(values[items])]        # argmax: the first maximum
+        assert best[items].sum() == 1 and best[expected]
+    assert not best_of_each_key(np.zeros(0, np.int64), np.zeros(0)).any()
 
 
 def test_a_half_throttled_campaign_takes_part_about_half_the_time(world, server):

@@ -55,6 +55,24 @@ def uniform_hash(request_ids: np.ndarray, campaigns: np.ndarray, salt: int) -> n
     return (x >> m(8)) * np.float32(2.0**-24)   # 24 bits: exact in float32, below 1
 
 
+def best_of_each_key(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Whether each item is the best of its key: the highest value, the first on ties.
+
+    One stable integer sort groups the keys; the values are compared within each run.
+    """
+    best = np.zeros(len(keys), bool)
+    if not len(keys):
+        return best
+    order = np.argsort(keys, kind="stable")
+    sorted_keys, sorted_values = keys[order], values[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    run = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(keys)]))
+    top = np.flatnonzero(sorted_values == np.maximum.reduceat(sorted_values, starts)[run])
+    first = top[np.r_[True, run[top[1:]] != run[top[:-1]]]]
+    best[order[first]] = True
+    return best
+
+
 class StageTimer:
     """Wall-clock seconds spent in each named stage, summed over calls."""
 
@@ -237,10 +255,8 @@ class AdServer:
             campaign = self._ad_campaign[ad]
             # One ad per campaign per auction: a campaign's second creative would
             # otherwise set the price of its first.
-            key = req.astype(np.int64) * self.view.n_campaigns + campaign
-            order = np.lexsort((-self._max_cpc[campaign] * pctr, key))
-            best = np.zeros(len(key), bool)
-            best[order[np.r_[True, key[order][1:] != key[order][:-1]]] if len(key) else []] = True
+            best = best_of_each_key(req.astype(np.int64) * self.view.n_campaigns + campaign,
+                                    self._max_cpc[campaign] * pctr)
             bids[req, column] = np.where(best, self._max_cpc[campaign], 0.0)
             scores[req, column] = pctr
             result = run_auctions(bids, scores, self.view.n_slots, self.reserve)
