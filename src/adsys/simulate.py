@@ -210,18 +210,22 @@ def simulate_day(world: World, server: AdServer | SplitServer, day: int, rng: np
                                    CANDIDATE_SALT) < config.candidate_share
             candidates.append(scored[sampled])
         with timer.stage("clicks"):
-            log.insert(0, "impression_id", np.arange(next_id, next_id + len(log)))
+            # Columns are read before any is added: each added column rebuilds the
+            # table's column index, and the next lookup pays for it.
+            ids = np.arange(next_id, next_id + len(log))
             next_id += len(log)
             users, ads = log["user_id"].to_numpy(), log["ad_id"].to_numpy()
-            log["exposures"] = prior_exposures(users, ads, seen)
+            exposures = prior_exposures(users, ads, seen)
             seen.record(users, ads)
-            log["true_p"] = world.click_probability(users, ads, log["publisher_id"],
-                                                    log["hour"], log["position"], day,
-                                                    log["exposures"].to_numpy())
-            clicked = world.draw_clicks(log["true_p"].to_numpy(), rng)
-            step_events = world.click_stream(log["impression_id"], log["time"], clicked, rng)
+            true_p = world.click_probability(users, ads, log["publisher_id"].to_numpy(),
+                                             log["hour"].to_numpy(),
+                                             log["position"].to_numpy(), day, exposures)
+            clicked = world.draw_clicks(true_p, rng)
+            step_events = world.click_stream(ids, log["time"].to_numpy(), clicked, rng)
             billing.add(log["campaign_id"].to_numpy(), log["price"].to_numpy(), step_events)
             pacer.record(step, billing.bill_until(edges[step + 1]))
+            log.insert(0, "impression_id", ids)
+            log["exposures"], log["true_p"] = exposures, true_p
         logs.append(log)
         events.append(step_events)
     billing.bill_until(np.inf)  # clicks arriving after midnight are billed to the same day
