@@ -120,8 +120,9 @@ def pct(x: float, digits: int = 1) -> str:
 # The platform is told none of this. Like most ad platforms it keeps a small
 # exploration slice: on 5% of requests the slot-1 ad is a random eligible one
 # (Step 6; section 7 looks at what it buys). Each day's logs go into a store
-# partitioned by day, and 20% of requests also log the candidates the click model
-# scored (for sections 6 and 7).
+# partitioned by day (in a temporary folder, deleted when the kernel stops), and
+# 20% of requests also log the candidates the click model scored (for sections 6
+# and 7).
 
 # %%
 world = World(WorldConfig.load(shift_day=SHIFT_DAY, shift_mean=-0.3, shift_size=0.7),
@@ -129,7 +130,8 @@ world = World(WorldConfig.load(shift_day=SHIFT_DAY, shift_mean=-0.3, shift_size=
 fault = FeatureFault(day=FAULT_DAY, device="mobile", feature="user_topic_view_share")
 config = SimulationConfig(steps_per_day=24, exploration=0.05, candidate_share=0.2,
                           bootstrap_requests=20_000, browsing_days=7, fault=fault)
-store = LogStore(Path(tempfile.mkdtemp(prefix="adsys-store-")))
+store_folder = tempfile.TemporaryDirectory(prefix="adsys-store-")
+store = LogStore(Path(store_folder.name))
 served = {}   # the model that served each day (sections 5 and 6)
 started = time.perf_counter()
 for day in simulate(world, DAYS, SEED, config, n_requests=N_REQUESTS):
