@@ -134,7 +134,10 @@ def _check_features(features: pd.DataFrame) -> np.ndarray:
                 f"it; got {types[column]} (features read back from a file lose their "
                 f"dtypes: rebuild them with make_features)")
         _categorical(features, column)   # no missing values
-    numeric = np.column_stack([features[c].to_numpy(float) for c in NUMERIC_COLUMNS])
+    numeric = np.empty((len(NUMERIC_COLUMNS), len(features)))   # filled a column at a time
+    for row, column in zip(numeric, NUMERIC_COLUMNS, strict=True):
+        row[:] = features[column].to_numpy(float)
+    numeric = numeric.T
     if not np.isfinite(numeric).all():
         bad = [c for c, ok in zip(NUMERIC_COLUMNS, np.isfinite(numeric).all(axis=0),
                                   strict=True) if not ok]
