@@ -418,13 +418,15 @@ glue("shift_alerts", f"{len(first_shift)} calibration alert"
 names = {"all": "all traffic", "f_device": "a device", "f_ad_topic": "ad topics"}
 where = [names[g] for g in names if g in set(first_shift["segment"])]
 glue("shift_where", ", ".join(where), display=False)
-glue("fault_alerts", f"{len(first_fault)} alert" + ("s" if len(first_fault) != 1 else ""),
+on_feature = first_fault["metric"] == f"PSI of f_{fault.feature}"
+glue("fault_alerts", f"{len(first_fault)} alert" + ("s" if len(first_fault) != 1 else "")
+     + (", all" if on_feature.all() else ", among them") + " on the broken feature's drift",
      display=False)
 
 # %% [markdown]
 # Both incidents were flagged on the day they started: the shift by
 # {glue:text}`shift_alerts` ({glue:text}`shift_where`), the mobile bug by
-# {glue:text}`fault_alerts` including the drift of the broken feature.
+# {glue:text}`fault_alerts`.
 # {glue:text}`quiet_sentence`
 #
 # Why count the day-to-day spread? The monitor keeps every calibration check it
@@ -467,9 +469,10 @@ glue("poisson_change", "more" if len(poisson_alarms) > len(false_alarm_days)
 # %% [markdown]
 # ## 4. From "revenue dipped" to the root cause
 #
-# The monitor already points at ad topics on day 14, but the walk is the skill:
-# each step is a question, answered with one query, that halves the space of
-# causes. Step 1: volume or value? Compare day 14 with the week before.
+# The monitor already flagged calibration on {glue:text}`shift_where` on day 14,
+# but the walk is the skill: each step is a question, answered with one query,
+# that halves the space of causes. Step 1: volume or value? Compare day 14 with the
+# week before.
 
 # %%
 week = daily.loc[SHIFT_DAY - 7:SHIFT_DAY - 1].mean()
@@ -667,7 +670,7 @@ fresh_rows = []
 for d in range(5, FAULT_DAY):
     features, y, oracle = day_logs(d)
     period = "quiet weeks" if d < SHIFT_DAY else "across the shift"
-    for v in range(max(4, d - 7), min(d, SHIFT_DAY - 1) + 1):   # before the shift
+    for v in range(max(4, d - 7), min(d, SHIFT_DAY) + 1):   # trained before the shift
         loss = metrics.log_loss(y, served[v].predict(features))
         fresh_rows.append({"day": d, "age": d - v + 1, "period": period,
                            "gap": loss / oracle - 1})
@@ -698,7 +701,7 @@ glue("fresh_quiet_age", f"{quiet_curve.index[-1]}", display=False)
 glue("fresh_quiet_old", pct(quiet_curve.iloc[-1]), display=False)
 glue("fresh_quiet_7", f"{100 * calm_change:+.1f} points", display=False)
 glue("fresh_cliff", f"{100 * cliff:+.1f} points", display=False)
-glue("fresh_shift_2", pct(shift_curve.iloc[0]), display=False)
+glue("fresh_shift_first", pct(shift_curve.iloc[0]), display=False)
 glue("fresh_shift_mean", pct(shift_curve.mean()), display=False)
 excess = shift_curve - quiet_curve.reindex(shift_curve.index)
 back = excess.index[excess <= cliff / 4]     # three quarters of the jump undone
@@ -725,9 +728,9 @@ glue("fresh_shift_size", size, display=False)
 # the oracle and a {glue:text}`fresh_quiet_age`-day-old one
 # {glue:text}`fresh_quiet_old`, a trend of {glue:text}`fresh_quiet_7` a week (the
 # model is frozen, but the history features it reads are still refreshed every
-# night). A model trained before the shift is {glue:text}`fresh_shift_2` above the
-# oracle the day after it ({glue:text}`fresh_cliff` against a calm-week model of
-# the same age) and {glue:text}`fresh_shift_mean` on average over the following
+# night). A model trained before the shift is {glue:text}`fresh_shift_first` above
+# the oracle on the shift's first day ({glue:text}`fresh_cliff` against a calm-week
+# model of the same age) and {glue:text}`fresh_shift_mean` on average over the following
 # week. Calm decay is gradual; the shift is {glue:text}`fresh_shift_size`. He et
 # al. measured the same kind
 # of decay on Facebook's ads {cite}`he2014practical`; how fast to retrain depends
@@ -1006,9 +1009,9 @@ glue("cold_cost", pct(lost["lost"] / lost["revenue"]), display=False)
 #
 # Back to the mobile bug. The fix belongs to the app team, and an app release
 # takes a week or two to reach users. Meanwhile the platform keeps retraining on
-# the broken logs, and within days the model has *learned the bug*: the mobile
-# calibration alert stops, the drift alert stops once the reference days are all
-# broken, and the dashboards look healthy again. What did the bug cost? The
+# the broken logs, and within days the model has *learned the bug*: mobile
+# calibration comes back (section 3), the drift alert stops once the reference
+# days are all broken, and the dashboards look healthy again. What did the bug cost? The
 # truth can say, for mobile against the other devices:
 
 # %%
