@@ -204,6 +204,7 @@ view.ads.head()
 
 # %% tags=["remove-cell"]
 glue("n_advertisers", f"{(view.advertisers['start_day'] == 0).sum():,}", display=False)
+glue("n_advertisers_all", f"{len(view.advertisers):,}", display=False)
 glue("n_campaigns", f"{len(live):,}", display=False)
 glue("n_ads", f"{view.active_ads(0).sum():,}", display=False)
 glue("n_later", f"{len(view.campaigns) - len(live):,}", display=False)
@@ -417,9 +418,9 @@ glue("examine_last", f"{config.examine[-1]:.0%}", display=False)
 first_pos, last_pos = by_position.iloc[0], by_position.iloc[-1]
 se = ratio.iloc[-1] * np.hypot(first_pos["ci95"] / first_pos["ctr"],
                                last_pos["ci95"] / last_pos["ctr"]) / 1.96
-glue("ratio_vs_truth", "within the noise of one day of"
-     if abs(ratio.iloc[-1] - config.examine[-1]) < 1.96 * se else "measurably off",
-     display=False)
+glue("ratio_vs_truth", "within one day's sampling noise of"
+     if abs(ratio.iloc[-1] - config.examine[-1]) < 1.96 * se
+     else "measurably different from", display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_position

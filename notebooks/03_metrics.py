@@ -257,7 +257,8 @@ glue("share_above", pct(above, 1), display=False)
 # multiply the odds p / (1 - p) by a factor k (for small p this is about k x pCTR,
 # exactly what a forgotten downsampling correction or a units bug does), or square
 # them. Every pair of impressions keeps its order, so AUC cannot change. The bid
-# the auction computes from the prediction changes by the same factor.
+# the auction computes from the prediction changes too: by about the factor k when
+# the odds are scaled, and by a factor p (each impression its own) when p is squared.
 
 
 # %%
@@ -293,6 +294,12 @@ glue("gap_doubled", f"{doubled['% above oracle']:.1f}%", display=False)
 glue("calibration_doubled", f"{doubled['calibration']:.2f}", display=False)
 glue("gap_squared", f"{distortion_table.loc['p squared', '% above oracle']:.0f}%",
      display=False)
+glue("gap_undistorted", f"{distortion_table.loc[best, '% above oracle']:.0f}%",
+     display=False)
+loss_rise = (distortion_table.loc["p squared", "log loss"]
+             / distortion_table.loc[best, "log loss"] - 1)
+assert loss_rise > 0, "squaring raises the log loss"
+glue("rise_squared", f"{loss_rise:.0%}", display=False)
 
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.6), sharex=True)
@@ -329,8 +336,9 @@ plt.close(fig)
 # {glue:text}`auc_undistorted`) while the calibration ratio jumps to
 # {glue:text}`calibration_doubled` and log loss to {glue:text}`gap_doubled` above
 # the oracle: in the auction, that model bids about twice what each impression is
-# worth. Squaring the predictions, another monotone map, costs
-# {glue:text}`gap_squared` in log loss with the same AUC.
+# worth. Squaring the predictions, another monotone map, keeps the same AUC but
+# raises the log loss by {glue:text}`rise_squared`, from {glue:text}`gap_undistorted`
+# above the oracle to {glue:text}`gap_squared`.
 #
 # ```{admonition} Pitfall
 # :class: warning

@@ -412,14 +412,22 @@ candidates_0["model rank"] = candidates_0["eCPM ($ per 1,000)"].rank(
     ascending=False, method="first").astype(int)
 candidates_0.set_index("ad_id").round(4)
 
+# %% tags=["remove-cell"]
+moved = candidates_0["model rank"] != candidates_0["selector rank"]
+glue("pred_moved", f"{moved.sum()}", display=False)
+ratio = pctr_0 / true_0
+glue("pred_error", f"between {ratio.min():.1f} and {ratio.max():.1f} times",
+     display=False)
+
 # %% [markdown]
 # The heavy model sees more than the selector (the demographics, the hour, the
-# campaign and advertiser ids) and reorders the list. Next to its pCTR is the
-# world's true click probability, which no platform has: version 0, trained on
-# {glue:text}`hist_boot` random requests, predicts {glue:text}`pred_error` the
-# truth for this request's candidates, the kind of error nightly retraining and
-# the models of Step 6 reduce. How much did it learn about position?
-# Score the same candidates at each slot:
+# campaign and advertiser ids) and reorders the list: between the selector's order
+# and the model's, {glue:text}`pred_moved` of the {glue:text}`sel_k` candidates
+# change rank. Next to its pCTR is the world's true click probability, which no
+# platform has: version 0, trained on {glue:text}`hist_boot` random requests,
+# predicts {glue:text}`pred_error` the truth for this request's candidates, the
+# kind of error nightly retraining and the models of Step 6 reduce. How much did it
+# learn about position? Score the same candidates at each slot:
 
 # %%
 slots = np.arange(1, view.n_slots + 1)
@@ -434,16 +442,10 @@ position_effect.round(3)
 
 # %% tags=["remove-cell"]
 glue("serving_position", f"{SERVING_POSITION}", display=False)
-moved = candidates_0["model rank"] != candidates_0["selector rank"]
-glue("pred_moved", f"{moved.sum()}", display=False)
 glue("pred_last_ratio", f"{position_effect.iloc[-1, 0]:.2f}", display=False)
-ratio = pctr_0 / true_0
-glue("pred_error", f"between {ratio.min():.1f} and {ratio.max():.1f} times",
-     display=False)
 glue("pred_last_examine", f"{position_effect.iloc[-1, 1]:.2f}", display=False)
 
 # %% [markdown]
-# {glue:text}`pred_moved` of the {glue:text}`sel_k` candidates change rank.
 # The model puts the last slot at {glue:text}`pred_last_ratio` of the top
 # slot's click probability; the world's examination probability there is
 # {glue:text}`pred_last_examine`. The position feature absorbed the position

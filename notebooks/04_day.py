@@ -284,10 +284,12 @@ gap = rev["unpaced"] - rev["paced"]
 assert gap > 0, "on this seed the unpaced day earns more"
 limited_gap = (revenue.loc["unpaced", "from budget-limited campaigns ($)"]
                - revenue.loc["paced", "from budget-limited campaigns ($)"])
-evening = step_end > median_out          # after the median limited campaign ran out
-other_extra = [(unpaced.pacer.spend_by_step[when][:, ~limited].sum()
-                - paced.pacer.spend_by_step[when][:, ~limited].sum())
-               for when in (evening, ~evening)]
+other_gap = gap - limited_gap                      # all billing, as in `charged`
+day_time = step_end <= median_out         # billed before the median campaign ran out
+other_before = (unpaced.pacer.spend_by_step[day_time][:, ~limited].sum()
+                - paced.pacer.spend_by_step[day_time][:, ~limited].sum())
+# the rest was billed later, up to midnight or (late clicks) after it
+other_extra = [other_gap - other_before, other_before]
 assert other_extra[0] > 0 > other_extra[1]
 glue("pace_other_evening", f"${other_extra[0]:,.0f}", display=False)
 glue("pace_other_day", f"${-other_extra[1]:,.0f}", display=False)
@@ -295,7 +297,7 @@ glue("pace_revenue", f"${rev['paced']:,.0f}", display=False)
 glue("pace_revenue_unpaced", f"${rev['unpaced']:,.0f}", display=False)
 glue("pace_revenue_gap", pct(gap / rev["unpaced"]), display=False)
 glue("pace_gap_limited", f"${limited_gap:,.0f}", display=False)
-glue("pace_gap_other", f"${gap - limited_gap:,.0f}", display=False)
+glue("pace_gap_other", f"${other_gap:,.0f}", display=False)
 unbilled = revenue["unbilled overdelivery ($)"]
 glue("pace_unbilled", f"${unbilled['paced']:,.0f}", display=False)
 glue("pace_unbilled_unpaced", f"${unbilled['unpaced']:,.0f}", display=False)
@@ -308,8 +310,9 @@ glue("pace_unbilled_unpaced", f"${unbilled['unpaced']:,.0f}", display=False)
 # {glue:text}`pace_gap_other` from the other campaigns. Unpaced, those billed
 # {glue:text}`pace_other_day` less than on the paced day before
 # {glue:text}`pace_ran_out`, while the strong campaigns crowded them out, and
-# {glue:text}`pace_other_evening` more after it, with the evening to themselves;
-# paced, the throttled strong campaigns keep taking slots until midnight. Unbilled
+# {glue:text}`pace_other_evening` more after it (clicks billed after midnight
+# included), with the evening to themselves; paced, the throttled strong campaigns
+# keep taking slots until midnight. Unbilled
 # overdelivery, clicks delivered free after a budget ran out, was
 # {glue:text}`pace_unbilled_unpaced` unpaced and {glue:text}`pace_unbilled`
 # paced. One day, one seed: the number to remember is not the gap but the reason

@@ -225,7 +225,8 @@ glue("n_pairs", f"{len(req):,}", display=False)
 # {glue:text}`eligible_max`). The light stage keeps the top K of each request; the
 # page has three slots. **Recall@K** (`adsys.metrics.recall_at_k`) is the share of
 # the heavy model's top three that survive in the light stage's top K, averaged over
-# requests (here the first 1,000): the funnel's loss in one number, before any auction.
+# requests (here the first {glue:text}`n_sub`): the funnel's loss in one number,
+# before any auction.
 
 # %%
 KS = [4, 5, 6, 7, 8, 10, 12, 16, 24, 32, 64]
@@ -256,6 +257,7 @@ plt.close(fig)
 # %% tags=["remove-cell"]
 aware, blind = recall["user-aware light model"], recall["user-blind (ad only)"]
 assert (aware > blind).all()
+glue("n_sub", f"{np.unique(req[sub]).size:,}", display=False)
 K_SHOW = 8
 glue("k_show", f"{K_SHOW}", display=False)
 glue("recall_aware_show", pct(aware[K_SHOW], 0), display=False)
@@ -437,8 +439,9 @@ if blind_over > 1.05 * aware_over:
                  "blind selector keeps, which hides part of the loss from any measure "
                  "computed with its pCTRs.")
 if blind_row["revenue"] < blind_row["clicks"]:
-    parts.append(f"Revenue falls further than clicks ({pct(blind_row['revenue'])}): it "
-                 "also depends on prices, which the ads ranked below each winner set.")
+    parts.append(f"Revenue ({pct(blind_row['revenue'])}) falls further than clicks "
+                 f"({pct(blind_row['clicks'])}): it also depends on prices, which the "
+                 "ads ranked below each winner set.")
 glue("recall_revenue_sentence", " ".join(parts), display=False)
 
 # %% [markdown]
@@ -505,9 +508,10 @@ glue("one_row_ratio", f"{one_row['pandas wrapper'] / one_row['direct']:.0f}",
 
 # %% [markdown]
 # A call through the pandas wrapper costs about {glue:text}`call_pandas` before the
-# first row, as much as about {glue:text}`rows_per_call` rows at
-# {glue:text}`row_us` each; the direct call costs {glue:text}`call_direct` (on one
-# row it is {glue:text}`one_row_ratio` times faster). Same trees, same predictions.
+# first row, as much as about {glue:text}`rows_per_call` rows at the direct path's
+# {glue:text}`row_us` each (the path the server runs); the direct call costs
+# {glue:text}`call_direct` (on one row it is {glue:text}`one_row_ratio` times
+# faster). Same trees, same predictions.
 # So the heavy stage must score all the K candidates of a request in *one* call, and
 # the server must not pay a general-purpose conversion on every call: below, the
 # heavy stage runs the direct path.
@@ -734,7 +738,7 @@ glue("binds_sentence", "even this toy needs the funnel to stay within it" if bin
 # {glue:text}`eligible_max` eligible ads of our busiest request:
 # {glue:text}`binds_sentence`. Through the pandas wrapper, whose call alone costs
 # {glue:text}`call_pandas`, the same 10 ms {glue:text}`k_budget_pandas`. Step 2's
-# count measures something else: feature
+# count of the candidates that fit its budget measures something else: feature
 # building and a 200-tree model together, through the pandas path, against a 20 ms
 # budget, both at the median costs of a typical request and at the p99 of a handful
 # of measured counts, where the slowest requests on a shared machine decide.
@@ -906,7 +910,9 @@ glue("break_even", f"{lost / most_saved:,.0f}", display=False)
 # heavy model's top 3, *without* `recall_at_k`: for each request, the share of its
 # three highest `heavy_ecpm` pairs that are among its eight highest
 # `light_ecpm["user-blind (ad only)"]` pairs, averaged over requests. The pairs of
-# request `i` are the rows where `req == i`.
+# request `i` are the rows where `req == i`. Average over all
+# {glue:text}`n_requests` requests: the recall table of section 2 averaged only the
+# first {glue:text}`n_sub`, so its K = 8 value differs a little from yours.
 # ```
 
 # %% [markdown]
@@ -1054,10 +1060,11 @@ glue("recall_aware_k97", pct(aware.get(K97, np.nan), 0), display=False)
 #   heavy top three: {glue:text}`recall_aware_k97`); a user-blind one kept
 #   {glue:text}`rev_blind_k97` at the same K.
 # - Work per request is candidates times cost per candidate, plus the cost of each
-#   call. One call of the heavy model costs as much as about
-#   {glue:text}`rows_per_call_direct` candidates on the direct path and
-#   {glue:text}`rows_per_call` through pandas, so the stage scores each request's
-#   candidates in one call, and skips the general-purpose conversion.
+#   call. At the direct path's {glue:text}`row_us` per candidate, one call of the
+#   heavy model costs as much as about {glue:text}`rows_per_call_direct`
+#   candidates on the direct path and {glue:text}`rows_per_call` through pandas,
+#   so the stage scores each request's candidates in one call, and skips the
+#   general-purpose conversion.
 # - The funnel's saving is bounded by eligible ads / K. Here: {glue:text}`bar_sentence`
 # - Size a fleet from the path the server runs. From the batched, marginal work the
 #   funnel at K = {glue:text}`k97` saved {glue:text}`fleet_saving_batched` of the

@@ -380,9 +380,10 @@ glue("exp_slot3_ci", f"{slot3['95% low']:.2f}-{slot3['95% high']:.2f}", display=
 glue("true_slot2", f"{world.examine(2):.2f}", display=False)
 glue("true_slot3", f"{world.examine(3):.2f}", display=False)
 glue("naive_slot3", f"{by_slot.loc[3, 'CTR relative to slot 1']:.2f}", display=False)
-glue("exp_within",
-     "inside its interval" if within.all() else "not inside every interval",
-     display=False)
+missed = [f"slot {slot} ({estimate.loc[slot, '95% low']:.2f}-"
+          f"{estimate.loc[slot, '95% high']:.2f})" for slot in estimate.index[~within]]
+glue("exp_within", "lies inside every slot's 95% interval" if within.all()
+     else "misses the 95% interval of " + " and of ".join(missed), display=False)
 glue("exp_lost_clicks", pct(lost_clicks), display=False)
 glue("exp_lost_revenue", pct(lost_revenue), display=False)
 assert by_slot.loc[3, "CTR relative to slot 1"] < world.examine(3)
@@ -392,8 +393,8 @@ assert lost_clicks > 0 and lost_revenue > 0
 # The experiment's {glue:text}`exp_requests` shuffled requests put slot 2 at
 # {glue:text}`exp_slot2` and slot 3 at {glue:text}`exp_slot3` of slot 1
 # (95% interval {glue:text}`exp_slot3_ci`); the world's truth,
-# {glue:text}`true_slot2` and {glue:text}`true_slot3`, is
-# {glue:text}`exp_within` interval. The served log alone said
+# {glue:text}`true_slot2` and {glue:text}`true_slot3`,
+# {glue:text}`exp_within`. The served log alone said
 # {glue:text}`naive_slot3` for slot 3: it blamed the slot for the auction's
 # choices. The experiment is not free: the shuffled requests got
 # {glue:text}`exp_lost_clicks` fewer clicks and {glue:text}`exp_lost_revenue`
@@ -589,10 +590,11 @@ glue("imp_pos", f"{int(outcomes.loc['position feature', 'impressions']):,}",
      display=False)
 at_slot_3 = outcomes.loc["position feature, served at slot 3"]
 glue("imp_slot3", f"{int(at_slot_3['impressions']):,}", display=False)
-glue("naive_vs_pos", "less" if rpm["naive"] < rpm["position feature"] else "more",
-     display=False)
-glue("slot3_vs_pos", "less" if rpm["position feature, served at slot 3"]
-     < rpm["position feature"] else "more", display=False)
+glue("naive_vs_pos", ("less" if rpm["naive"] < rpm["position feature"] else "more")
+     + " than with the position feature", display=False)
+glue("slot3_vs_pos", ("less" if rpm["position feature, served at slot 3"]
+                      < rpm["position feature"] else "more")
+     + " than served at slot 1", display=False)
 assert at_slot_3["impressions"] < outcomes.loc["position feature", "impressions"]
 
 # %% [markdown]
@@ -692,8 +694,8 @@ assert fatigue["3+"] > fatigue["0"] and tired.sum() < fresh.sum()
 # user who declared the topic more often than one who did not (declarations are
 # noisy and incomplete); the ad's history separates good ads from poor ones; an
 # ad on a page about its own topic does {glue:text}`eda_match` times as well.
-# The last panel is a trap: impressions that were the user's fourth view of the
-# ad that day were clicked {glue:text}`eda_repeat` times as often as first
+# The last panel is a trap: impressions that were the user's fourth or later
+# view of the ad that day were clicked {glue:text}`eda_repeat` times as often as first
 # views, yet the world's fatigue made each of those repeat views
 # {glue:text}`eda_fatigue_true` less likely to be clicked than a first view of
 # the same ad would have been. The platform shows an ad again to the users most
@@ -923,6 +925,11 @@ glue("drift_ids", f"{drift['relative rates + campaign and advertiser ids']:.2f}"
      display=False)
 assert drift["raw rates"] > drift["relative rates + campaign and advertiser ids"] > \
     drift["relative rates (the package)"]
+miss_raw, miss_rel = drift["raw rates"] - 1, drift["relative rates (the package)"] - 1
+assert miss_raw > 0 and abs(miss_rel) < abs(miss_raw)   # raw rates over-predict most
+glue("drift_rel_left", "a smaller miss the "
+     + ("other way" if miss_rel < 0 else "same way") + f" ({pct(abs(miss_rel), 0)} "
+     + ("too few" if miss_rel < 0 else "too many") + " clicks)", display=False)
 
 # %% [markdown]
 # Between day 0's and day 1's features the history's overall click rate went
@@ -930,8 +937,10 @@ assert drift["raw rates"] > drift["relative rates + campaign and advertiser ids"
 # joined the random bootstrap. With raw rates, yesterday's model reads every ad
 # and every user as better than it learned them to be, and predicts
 # {glue:text}`drift_raw` times the clicks; with relative rates,
-# {glue:text}`drift_rel`. The model's own success moved its inputs, and relative
-# rates take the level out.
+# {glue:text}`drift_rel`. The model's own success moved its inputs. Relative
+# rates remove the rise that came with the overall rate; what is left is
+# {glue:text}`drift_rel_left`, a level that a calibrator refreshed on the
+# newest traffic takes out (Lab 6.2).
 #
 # The third line is a subtler loop. With a weight per campaign and advertiser,
 # learned from one day, some weights are high by luck. Tomorrow's auction, run

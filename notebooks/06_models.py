@@ -252,6 +252,12 @@ glue("cross_vs_lgbm",
      display=False)
 glue("tlr_vs_lgbm", "closer to" if gap["trees -> logistic"] < gap["LightGBM"]
      else "further from", display=False)
+cheap = per_row["logistic + crosses"] < per_row["LightGBM"] / 3
+glue("cross_cost", "at a fraction of the trees' scoring cost" if cheap
+     else "at about the trees' scoring cost", display=False)
+tlr_cost = per_row["trees -> logistic"] / per_row["LightGBM"]
+glue("tlr_cost", "at about the trees' scoring cost" if tlr_cost > 0.5
+     else "at a fraction of the trees' scoring cost", display=False)
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6.5, 2.6))
@@ -614,9 +620,10 @@ step6.slice_calibration(new_ad_ratio, y_judged, iso, young == "new ad")
 # %% [markdown]
 # ## 5. Negative downsampling
 #
-# Keeping a share w of the non-clicks shrinks the training set almost w-fold
-# (clicks are a few percent of the rows), so training gets faster; the model
-# sees fewer examples of what does not get clicked, so it gets a little worse;
+# Keeping a share w of the non-clicks shrinks the training set to a little more
+# than a share w of its rows (almost 1/w-fold fewer: clicks are a few percent of
+# the rows and all kept), so training gets faster; the model sees fewer
+# examples of what does not get clicked, so it gets a little worse;
 # and its raw output is the click rate of the *downsampled* data, which
 # `recalibrate_downsampled` undoes: q = p / (p + (1 - p) / w). We retrain the
 # logistic model on the last two training days at several keep rates, time
@@ -781,11 +788,12 @@ step6.keep_rate(keep_rate, curve)
 # "I'd climb a ladder and measure every rung against a floor. A logistic model
 # first: on our logs it was {glue:text}`gap_lr` above the best possible log
 # loss. Trees found the interactions it missed ({glue:text}`gap_lgbm`), and a
-# logistic model with the right crosses or on the trees' leaves did better
-# still ({glue:text}`best_gap`), at a fraction of the trees' scoring cost. Much
-# of what is left is information we don't observe: given the users' true
-# interests and the ads' true quality that model got to {glue:text}`reach_all`,
-# so the next gains are features and data, not model capacity.
+# logistic model with the right crosses did better still
+# ({glue:text}`gap_cross`), {glue:text}`cross_cost`; one on the trees' leaves
+# reached {glue:text}`gap_tlr`, {glue:text}`tlr_cost`. Much of what is left is
+# information we don't observe: given the users' true interests and the ads'
+# true quality, the model with crosses got to {glue:text}`reach_all`, so the
+# next gains are features and data, not model capacity.
 # I'd calibrate on recent held-out data with the serving traffic's mix of
 # hours and check calibration by slice, because the auction prices every click
 # with the pCTR. And I'd keep about

@@ -193,9 +193,9 @@ def attribution_window(window_seconds: object, curve: pd.DataFrame) -> None:
             "too. Choose a window that holds back at most about "
             f"{WAITING_LIMIT:.0%} of the day.")
     passed(f"{trade} A defensible balance: the labels are within {missed:.1%} of the truth (a "
-           "bias a calibrator fitted on the same labels absorbs), and most of the day trains "
-           "tonight. Shorter windows give fresher but more biased labels; longer ones, "
-           "complete but older labels.")
+           "bias a calibrator fitted on the same windowed labels keeps, since it learns the "
+           "windowed rate), and most of the day trains tonight. Shorter windows give fresher "
+           "but more biased labels; longer ones, complete but older labels.")
 
 
 # ----- Lab 6.2: calibration and downsampling ----------------------------------------------
