@@ -43,6 +43,16 @@ def test_psi_is_above_the_alert_level_for_a_shifted_distribution(rng):
     assert 0.1 < psi(reference, rng.normal(0.4, 1.0, 20_000)) < 0.25  # "worth a look"
 
 
+def test_psi_sees_a_shift_in_a_zero_one_feature(rng):
+    # 95% zeros fill every decile edge with 0: the zeros and the ones need bins of
+    # their own, or a feature that jumps from 5% to 50% ones scores 0.
+    reference = (rng.random(20_000) < 0.05).astype(float)
+    assert psi(reference, (rng.random(5_000) < 0.05).astype(float)) < 0.01
+    shifted = (rng.random(5_000) < 0.5).astype(float)
+    assert psi(reference, shifted) == pytest.approx(
+        (0.5 - 0.95) * np.log(0.5 / 0.95) + (0.5 - 0.05) * np.log(0.5 / 0.05), rel=0.1)
+
+
 def test_psi_matches_its_formula_on_a_hand_example():
     expected = np.repeat([1.0, 2.0, 3.0, 4.0], 25)          # quartile bins, 25% each
     actual = np.repeat([1.0, 2.0, 3.0, 4.0], [10, 20, 30, 40])
@@ -317,6 +327,17 @@ def test_a_small_segment_needs_a_larger_move_to_alert(rng):
 def test_a_bad_monitor_setting_is_rejected_naming_it(kwargs, error, message):
     with pytest.raises(error, match=message):
         Monitor(**{"columns": ["share"], **kwargs})
+
+
+def test_the_monitor_takes_days_with_gaps(rng):
+    # The reference is the last observed days, not the last calendar days.
+    monitor = Monitor(["share"], quality_by=["device"], drift_by="device",
+                      prediction="pctr", reference_days=2)
+    for day in (0, 10, 11, 30):
+        monitor.observe(day, day_of_traffic(rng))
+    broken = monitor.observe(31, day_of_traffic(rng, broken=True))
+    assert "PSI of share" in set(broken["metric"])
+    assert sorted(set(monitor.quality["day"])) == [0, 10, 11, 30, 31]
 
 
 def test_the_monitor_rejects_days_out_of_order_and_missing_columns(rng):

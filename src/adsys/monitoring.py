@@ -45,8 +45,10 @@ def psi(expected: ArrayLike, actual: ArrayLike, bins: int = 10) -> float:
 
     ``sum((a - e) * ln(a / e))`` over bins, where ``e`` and ``a`` are the shares of
     each sample in each bin. Bins are the deciles (or ``bins`` quantiles) of
-    ``expected``; repeated edges (a discrete feature) merge, and an empty bin counts as
-    a share of 1e-4 so that the index stays finite.
+    ``expected``. A value that fills more than one decile (the 0 of a 0/1 feature)
+    is a bin of its own, apart from the values above it, so a shift in a discrete
+    feature shows. An empty bin counts as a share of 1e-4 so that the index stays
+    finite.
 
     Parameters
     ----------
@@ -58,11 +60,21 @@ def psi(expected: ArrayLike, actual: ArrayLike, bins: int = 10) -> float:
     e = as_1d("expected", expected)
     a = as_1d("actual", actual)
     bins = check_int("bins", bins, 2)
-    edges = np.unique(np.quantile(e, np.linspace(0, 1, bins + 1))[1:-1])
-    e_share = np.bincount(np.searchsorted(edges, e, side="right"), minlength=len(edges) + 1)
-    a_share = np.bincount(np.searchsorted(edges, a, side="right"), minlength=len(edges) + 1)
-    e_share = np.maximum(e_share / len(e), _FLOOR)
-    a_share = np.maximum(a_share / len(a), _FLOOR)
+    edges, repeats = np.unique(np.quantile(e, np.linspace(0, 1, bins + 1))[1:-1],
+                               return_counts=True)
+    heavy = repeats > 1     # a value holding a decile or more: a bin of its own
+
+    def shares(x: np.ndarray) -> np.ndarray:
+        # Bin 2i: from edge i - 1 (excluded if heavy) to edge i (excluded);
+        # bin 2i + 1: equal to edge i, kept apart only when that edge is heavy.
+        below = np.searchsorted(edges, x, side="left")
+        at_edge = np.searchsorted(edges, x, side="right") > below
+        split = np.zeros(len(x), bool)
+        split[at_edge] = heavy[below[at_edge]]
+        index = 2 * below + split + 2 * (at_edge & ~split)
+        return np.maximum(np.bincount(index, minlength=2 * len(edges) + 1) / len(x), _FLOOR)
+
+    e_share, a_share = shares(e), shares(a)
     return float(np.sum((a_share - e_share) * np.log(a_share / e_share)))
 
 
@@ -348,7 +360,7 @@ class Monitor:
         self._quality.append(quality)
         self._sums[day] = sums
         self._samples[day] = today
-        for old in [d for d in self._samples if d < day - self.reference_days]:
+        for old in sorted(self._samples)[:-self.reference_days]:   # kept: the next reference
             del self._samples[old]
         self._alerts += alerts
         return pd.DataFrame(alerts, columns=_ALERT_COLUMNS)
