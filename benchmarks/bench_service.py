@@ -155,7 +155,9 @@ def wait_healthy(base: str, server: subprocess.Popen, timeout: float = 180) -> f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, help="reuse a bundle (default: train one)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="seconds per load level")
+    parser.add_argument("--seconds", type=float, default=30.0,
+                        help="seconds per load level (a p99 rests on the slowest 1%% "
+                             "of its requests: longer levels, steadier tails)")
     args = parser.parse_args()
     cores = sorted(os.sched_getaffinity(0))
     server_core, client_core = (cores[0], cores[1]) if len(cores) > 1 else (None, None)

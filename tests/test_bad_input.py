@@ -39,7 +39,7 @@ from adsys.prediction import (
     recalibrate_downsampled,
 )
 from adsys.report import day_report
-from adsys.selection import LightModel, Selector
+from adsys.selection import LightModel, Selector, top_k_per_group
 from adsys.serving import AdServer
 from adsys.simulate import SimulationConfig, bootstrap, simulate, simulate_day
 from adsys.world import World, WorldConfig
@@ -385,6 +385,25 @@ CASES = [
          ValueError, "prior_ctr"),
     Case("smoothed_ctr prior_strength<0",
          lambda c: smoothed_ctr([1], [10], prior_strength=-1.0), ValueError, "prior_strength"),
+    Case("smoothed_ctr negative clicks", lambda c: smoothed_ctr([-5], [10]), ValueError,
+         "clicks"),
+    Case("smoothed_ctr nan impressions", lambda c: smoothed_ctr([1], [np.nan]), ValueError,
+         "impressions"),
+    Case("smoothed_ctr clicks > impressions", lambda c: smoothed_ctr([5], [2]), ValueError,
+         "clicks"),
+    Case("smoothed_ctr shapes differ", lambda c: smoothed_ctr([1, 2], [10]), ValueError,
+         "clicks"),
+    Case("smoothed_ctr text", lambda c: smoothed_ctr("abc", [10]), TypeError, "clicks"),
+    Case("PlatformView.label negative code", lambda c: c.view.label("region", [-1]),
+         ValueError, "codes"),
+    Case("PlatformView.label code past the end", lambda c: c.view.label("gender", [99]),
+         ValueError, "codes"),
+    Case("top_k_per_group negative score",
+         lambda c: top_k_per_group([0, 0], [-1.0, 0.5], [0, 1], 1), ValueError, "scores"),
+    Case("top_k_per_group nan score",
+         lambda c: top_k_per_group([0, 0], [np.nan, 0.5], [0, 1], 1), ValueError, "scores"),
+    Case("top_k_per_group k=0", lambda c: top_k_per_group([0], [0.5], [0], 0), ValueError,
+         "k"),
     # ----- index and selection --------------------------------------------------------------
     Case("AdIndex.eligible has_budget shape",
          lambda c: c.index.eligible(c.requests, 0, np.ones(3, bool)), ValueError,

@@ -263,6 +263,16 @@ def test_stage_timings_cover_every_stage_and_request(world, trained, calibrated,
     np.testing.assert_array_equal(alone["impressions"], shown.to_numpy())
 
 
+def test_one_at_a_time_serves_an_exploring_server_with_the_callers_rng(world, trained,
+                                                                       calibrated, requests):
+    models, history, _ = trained
+    exploring = AdServer(world.view, calibrated, history, light_model=models.light, k=6,
+                         reserve=0.5, exploration=0.5)
+    alone = one_at_a_time(exploring, requests.take(slice(0, 10)), DAY,
+                          rng=np.random.default_rng(0))
+    assert len(alone) == 10 and (alone["impressions"] > 0).any()
+
+
 def test_stage_timings_reject_bad_inputs(world, trained, calibrated, requests):
     funnel = server(world, trained, calibrated, 6)
     with pytest.raises(TypeError, match="server"):

@@ -316,7 +316,10 @@ def design_effect(numerator: ArrayLike, denominator: ArrayLike) -> float:
 def sample_size_per_arm(
     base_rate: float, relative_lift: float, alpha: float = 0.05, power: float = 0.8
 ) -> int:
-    """Users per arm to detect a relative lift of a proportion with a two-sided z-test.
+    """Independent trials per arm to detect a relative lift of a proportion with a
+    two-sided z-test: users when the proportion is per user (did they click at all),
+    impressions when it is a CTR, to be multiplied by :func:`design_effect` when the
+    test randomizes users.
 
     Uses the normal approximation with the pooled variance under the null and the
     unpooled variance under the alternative (Fleiss, no continuity correction)::

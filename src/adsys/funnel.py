@@ -166,7 +166,7 @@ def one_at_a_time(server: AdServer, requests: Requests, day: int,
         their sum ``total``, and ``impressions`` (ads shown).
     """
     _check_batch(server, requests)
-    server.serve(requests.take([0]), day)
+    server.serve(requests.take([0]), day, throttle, rng)
     rows = []
     for i in range(len(requests)):
         timer = ClockStageTimer(clock)

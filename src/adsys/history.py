@@ -19,7 +19,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from adsys.observable import PlatformView, require_view
-from adsys.validation import as_1d, as_integers, check_labels, check_range, check_same_length
+from adsys.validation import (
+    as_1d,
+    as_integers,
+    check_labels,
+    check_nonnegative,
+    check_range,
+    check_same_length,
+)
 
 __all__ = ["PRIOR_CTR", "PRIOR_STRENGTH", "ExposureCounter", "History", "smoothed_ctr"]
 
@@ -34,7 +41,7 @@ def smoothed_ctr(clicks: ArrayLike, impressions: ArrayLike, prior_ctr: float = P
     Parameters
     ----------
     clicks, impressions : array-like
-        Logged counts, aligned.
+        Logged counts, aligned (same shape, clicks <= impressions).
     prior_ctr : float
         Prior mean ``p0`` in (0, 1), what an ad with no history gets.
     prior_strength : float
@@ -43,8 +50,25 @@ def smoothed_ctr(clicks: ArrayLike, impressions: ArrayLike, prior_ctr: float = P
     """
     check_range("prior_ctr", prior_ctr, 0, 1, low_open=True, high_open=True)
     check_range("prior_strength", prior_strength, 0, np.inf, low_open=True)
-    clicks, impressions = np.asarray(clicks, float), np.asarray(impressions, float)
+    clicks, impressions = (_counts(name, values) for name, values
+                           in (("clicks", clicks), ("impressions", impressions)))
+    if clicks.shape != impressions.shape:
+        raise ValueError(f"clicks and impressions must have the same shape; got "
+                         f"{clicks.shape} and {impressions.shape}")
+    if np.any(clicks > impressions):
+        raise ValueError("clicks must not exceed impressions")
     return (clicks + prior_strength * prior_ctr) / (impressions + prior_strength)
+
+
+def _counts(name: str, values: ArrayLike) -> np.ndarray:
+    """``values`` as a float array of counts (any shape); raise naming ``name``."""
+    try:
+        counts = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be counts; got {type(values).__name__}") from None
+    if not np.all(np.isfinite(counts)):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return check_nonnegative(name, counts)
 
 
 class History:

@@ -158,7 +158,8 @@ class PlatformView:
                  "device": DEVICES, "topic": self.topics}
         if kind not in names:
             raise ValueError(f"kind must be one of {sorted(names)}; got {kind!r}")
-        return np.asarray(names[kind], dtype=object)[np.asarray(codes)]
+        codes = as_integers("codes", codes, 0, len(names[kind]) - 1)
+        return np.asarray(names[kind], dtype=object)[codes]
 
 
 def require_view(view: object, name: str = "view") -> PlatformView:

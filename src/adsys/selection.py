@@ -6,8 +6,8 @@ heavy click model within the latency budget. The selector scores every eligible
 features that are each one table lookup away: the ad's historical CTR, the user's
 inferred interest in the ad's topic (page views, clicks, declared interests), how
 much the user clicks at all, and whether the page is about the ad's topic. Its
-score is a light eCPM, ``bid x light pCTR``, and the K best per request go on to the
-heavy model.
+score is a light eCPM, ``1000 x bid x light pCTR`` (per thousand impressions, as the
+auction's), and the K best per request go on to the heavy model.
 
 Scoring is two lookups and an add per pair: the model's weights are folded into a
 table per ad and a table per (user, topic), recomputed only when the model or the
@@ -36,6 +36,7 @@ from adsys.validation import (
     as_integers,
     check_int,
     check_labels,
+    check_nonnegative,
     check_range,
     check_same_length,
 )
@@ -262,7 +263,7 @@ def top_k_per_group(groups: np.ndarray, scores: np.ndarray, items: np.ndarray,
 
     One integer sort does it: each pair becomes a key ``group | reversed score |
     item`` (the score's float32 bits, which order non-negative floats, cut to their
-    top 24 bits, a relative precision of about 1e-5), so sorting the keys orders the
+    top 24 bits, a relative precision of about 3e-5), so sorting the keys orders the
     pairs by group, then by score, highest first, then by item, and the sorted keys
     decode back to (group, item). Falls back to a lexicographic sort when the three
     parts do not fit in 63 bits.
@@ -276,10 +277,12 @@ def top_k_per_group(groups: np.ndarray, scores: np.ndarray, items: np.ndarray,
     k : int
         Pairs to keep per group.
     """
+    k = check_int("k", k, 1)
     groups, items = np.asarray(groups, np.int64), np.asarray(items, np.int64)
     if len(groups) == 0:
         return groups, items
-    score_bits = (np.asarray(scores, np.float32).view(np.uint32) >> 8).astype(np.int64)
+    scores = check_nonnegative("scores", as_1d("scores", scores, dtype=None))  # and finite
+    score_bits = (scores.astype(np.float32, copy=False).view(np.uint32) >> 8).astype(np.int64)
     item_bits = max(int(items.max()).bit_length(), 1)
     shift = 24 + item_bits
     if int(groups.max()).bit_length() + shift <= 63:

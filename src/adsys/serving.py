@@ -23,6 +23,7 @@ from adsys.features import (
     NUMERIC_COLUMNS,
     SERVING_POSITION,
     feature_arrays,
+    from_log,
     to_columns,
     to_frame,
 )
@@ -305,9 +306,7 @@ class AdServer:
         """
         if not len(log):
             return np.zeros(0)
-        features = log.filter(like=FEATURE_PREFIX).rename(
-            columns=lambda c: c[len(FEATURE_PREFIX):])
-        return np.asarray(self.model.predict(features), float)
+        return np.asarray(self.model.predict(from_log(self.view, log, FEATURE_PREFIX)), float)
 
     def _explore(self, bids: np.ndarray, pctr: np.ndarray, greedy: BatchAuctionResult,
                  rng: np.random.Generator) -> tuple[BatchAuctionResult, np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from adsys.baseline import prior_exposures, serve_random
 from adsys.events import FEATURE_PREFIX, closed_labels
-from adsys.features import make_features
+from adsys.features import from_log, make_features
 from adsys.history import ExposureCounter, History
 from adsys.observable import SECONDS_PER_DAY, Requests
 from adsys.pacing import Pacer, charge, traffic_forecast
@@ -379,8 +379,7 @@ def retrain(recent: list[DayResult], config: SimulationConfig, make_model: Model
         return models, history
     w = config.downsampling_rate
     rows = in_window[downsample_negatives(clicked[in_window], w, rng)]
-    features = closed.iloc[rows, closed.columns.str.startswith(FEATURE_PREFIX)].rename(
-        columns=lambda c: c[len(FEATURE_PREFIX):])
+    features = from_log(history.view, closed.iloc[rows], FEATURE_PREFIX)
     heavy = make_model(downsampling_rate=w).fit(features, clicked[rows])
     light = LightModel(downsampling_rate=w, crosses=config.light_crosses).fit(
         features, clicked[rows])
