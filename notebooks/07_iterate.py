@@ -122,7 +122,10 @@ def pct(x: float, digits: int = 1) -> str:
 # (Step 6; section 7 looks at what it buys). Each day's logs go into a store
 # partitioned by day (in a temporary folder, deleted when the kernel stops), and
 # 20% of requests also log the candidates the click model scored (for sections 6
-# and 7).
+# and 7). The simulator's impressions also carry the world's true click
+# probability; the store keeps it out of the platform's tables, in a `truth` table
+# that no real warehouse has, and the analyses below that compare with the truth
+# join it by name.
 
 # %%
 world = World(WorldConfig.load(shift_day=SHIFT_DAY, shift_mean=-0.3, shift_size=0.7),
@@ -144,7 +147,7 @@ sorted(p.relative_to(store.root).as_posix() for p in store.root.glob("*/day=00[0
 # %% [markdown]
 # One folder per table and day, Parquet files inside: the layout of a data lake
 # (Hive partitioning). `store.sql` runs DuckDB SQL over the tables `impressions`,
-# `clicks`, `requests` and `candidates`, with the day as a column. The same SQL
+# `clicks`, `requests`, `candidates` and `truth`, with the day as a column. The same SQL
 # runs unchanged on a warehouse (BigQuery, Snowflake) or Spark over billions of
 # rows; only the engine changes. The business view, one row per day:
 
@@ -652,8 +655,10 @@ FEATURES = [f"f_{c}" for c in FEATURE_COLUMNS]
 
 
 logged = store.join_clicks(config.attribution_window, days=list(range(5, DAYS)),
-                           columns=["day", *FEATURES, "true_p"])
+                           columns=["day", *FEATURES])
 logged_features = from_log(world.view, logged)
+truth = store.sql("SELECT impression_id, true_p FROM truth WHERE day >= 5")
+logged = logged.merge(truth, on="impression_id", how="left")   # analysis only
 
 
 def day_logs(d: int) -> tuple[pd.DataFrame, np.ndarray, float]:
@@ -954,8 +959,9 @@ by_ad.describe().loc[["mean", "50%"]].rename(index={"50%": "median"}).round(1)
 logged_requests = store.sql("SELECT DISTINCT day, request_id FROM candidates")
 costs = []
 for d in range(DAYS):
-    imp = store.sql("""SELECT request_id, explored, true_p * price AS value
-                       FROM impressions WHERE day = $d""", d=d)
+    imp = store.sql("""SELECT i.request_id, i.explored, t.true_p * i.price AS value
+                       FROM impressions AS i JOIN truth AS t USING (impression_id)
+                       WHERE i.day = $d AND t.day = $d""", d=d)
     imp = imp[imp["request_id"].isin(logged_requests.loc[logged_requests["day"] == d,
                                                          "request_id"])]
     explored = imp.loc[imp["explored"], "request_id"].unique()
@@ -1019,8 +1025,9 @@ gap = store.sql("""
     SELECT day, f_device AS device,
            AVG(-(y * LN(pctr_shown) + (1 - y) * LN(1 - pctr_shown))) AS model,
            AVG(-(y * LN(true_p) + (1 - y) * LN(1 - true_p))) AS oracle
-    FROM (SELECT i.*, CAST(c.impression_id IS NOT NULL AS INTEGER) AS y
+    FROM (SELECT i.*, t.true_p, CAST(c.impression_id IS NOT NULL AS INTEGER) AS y
           FROM impressions AS i
+          JOIN truth AS t USING (impression_id)
           LEFT JOIN (SELECT DISTINCT impression_id FROM clicks) AS c
           USING (impression_id))
     WHERE day BETWEEN $fault - 4 AND $fault + 6

@@ -124,6 +124,13 @@ def test_sql_join_equals_the_pandas_join_on_simulated_logs(tmp_path):
     assert set(joined["f_device"]) <= {"mobile", "desktop", "tablet"}
     np.testing.assert_allclose(joined["f_user_topic_view_share"],
                                expected.sort_values("impression_id")["f_user_topic_view_share"])
+    # The world's truth is not in the platform's log: it sits apart, one join away.
+    assert "true_p" not in joined and "true_p" not in store.sql(
+        "SELECT * FROM impressions LIMIT 1")
+    truth = store.sql("SELECT impression_id, true_p FROM truth ORDER BY impression_id")
+    np.testing.assert_array_equal(truth["impression_id"], joined["impression_id"])
+    np.testing.assert_allclose(truth["true_p"],
+                               expected.sort_values("impression_id")["true_p"])
 
 
 def test_partitions_give_the_day_and_a_rewrite_replaces(tmp_path):
@@ -152,6 +159,9 @@ def test_a_fresh_store_object_reads_what_another_wrote(tmp_path):
     (lambda s: s.write_day(-1, impressions=pd.DataFrame({"a": [1]})), ValueError, "day"),
     (lambda s: s.write_day(1.0, impressions=pd.DataFrame({"a": [1]})), TypeError, "day"),
     (lambda s: s.write_day(0, views=pd.DataFrame({"a": [1]})), ValueError, "tables"),
+    (lambda s: s.write_day(0, truth=pd.DataFrame({"a": [1]})), ValueError, "tables"),
+    (lambda s: s.write_day(0, impressions=pd.DataFrame({"true_p": [0.1]})), ValueError,
+     "impression_id"),
     (lambda s: s.write_day(0, clicks=[1, 2]), TypeError, "clicks"),
     (lambda s: s.days("views"), ValueError, "table"),
     (lambda s: s.sql(3), TypeError, "query"),
@@ -179,4 +189,4 @@ def test_a_join_without_clicks_says_so(tmp_path):
     store.write_day(0, impressions=pd.DataFrame({"impression_id": [0], "time": [0.0]}))
     with pytest.raises(ValueError, match="no clicks"):
         store.join_clicks(60)
-    assert set(TABLES) == {"impressions", "clicks", "requests", "candidates"}
+    assert set(TABLES) == {"impressions", "clicks", "requests", "candidates", "truth"}

@@ -9,6 +9,11 @@ SQL over the tables ``impressions``, ``clicks``, ``requests`` and ``candidates``
 The same queries run unchanged on a warehouse over billions of rows; only the engine
 changes.
 
+The simulator's impressions also carry ``true_p``, the world's click probability,
+which no real log has. The store keeps it out of ``impressions``, in a table of its
+own, ``truth`` (``impression_id``, ``true_p``): the platform's tables hold what the
+platform saw, and an analysis that compares with the truth says so with a join.
+
 :meth:`LogStore.join_clicks` is the click join of :func:`adsys.events.join_clicks`
 written in SQL, and tests check that both give the same labels.
 """
@@ -23,9 +28,13 @@ import pandas as pd
 
 from adsys.validation import check_int, check_range
 
-__all__ = ["TABLES", "LogStore"]
+__all__ = ["LOGS", "TABLES", "TRUTH_COLUMNS", "LogStore"]
 
-TABLES = ("impressions", "clicks", "requests", "candidates")
+LOGS = ("impressions", "clicks", "requests", "candidates")
+"""The tables a caller writes: what the platform logged."""
+TABLES = (*LOGS, "truth")
+TRUTH_COLUMNS = ("true_p",)
+"""Columns of the simulator's impressions that hold the world's truth: stored apart."""
 
 JOIN_SQL = """
 WITH first_click AS (
@@ -61,19 +70,29 @@ class LogStore:
         self._views: dict[str, list[int]] = {}   # the days each view was created over
 
     def write_day(self, day: int, **tables: pd.DataFrame) -> None:
-        """Write one day's tables (any of :data:`TABLES`).
+        """Write one day's tables (any of :data:`LOGS`).
 
         A day written again replaces its earlier files, so a rerun never duplicates.
         Categorical columns are stored as their values (strings or numbers); a ``day``
-        column is dropped, since the partition holds it.
+        column is dropped, since the partition holds it. The impressions' truth columns
+        (:data:`TRUTH_COLUMNS`) go to the ``truth`` table, keyed by ``impression_id``.
         """
         day = check_int("day", day, 0)
-        unknown = sorted(set(tables) - set(TABLES))
+        unknown = sorted(set(tables) - set(LOGS))
         if unknown:
-            raise ValueError(f"tables must be among {list(TABLES)}; got {unknown}")
+            raise ValueError(f"tables must be among {list(LOGS)}; got {unknown}")
         for name, frame in tables.items():
             if not isinstance(frame, pd.DataFrame):
                 raise TypeError(f"{name} must be a DataFrame; got {type(frame).__name__}")
+        impressions = tables.get("impressions")
+        truth = [c for c in TRUTH_COLUMNS if impressions is not None and c in impressions]
+        if truth:
+            if "impression_id" not in impressions:
+                raise ValueError("impressions must have an impression_id column to store "
+                                 f"its truth columns {truth} apart")
+            tables = {**tables, "impressions": impressions.drop(columns=truth),
+                      "truth": impressions[["impression_id", *truth]]}
+        for name, frame in tables.items():
             folder = self.root / name / f"day={day:03d}"
             folder.mkdir(parents=True, exist_ok=True)
             plain = frame.drop(columns="day", errors="ignore").assign(**{
