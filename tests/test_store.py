@@ -131,6 +131,8 @@ def test_sql_join_equals_the_pandas_join_on_simulated_logs(tmp_path):
     np.testing.assert_array_equal(truth["impression_id"], joined["impression_id"])
     np.testing.assert_allclose(truth["true_p"],
                                expected.sort_values("impression_id")["true_p"])
+    store.write_day(1, impressions=impressions[1].drop(columns="true_p"))
+    assert store.days("truth") == [0]   # a day rewritten without truth keeps none
 
 
 def test_partitions_give_the_day_and_a_rewrite_replaces(tmp_path):

@@ -20,6 +20,7 @@ written in SQL, and tests check that both give the same labels.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -92,6 +93,8 @@ class LogStore:
                                  f"its truth columns {truth} apart")
             tables = {**tables, "impressions": impressions.drop(columns=truth),
                       "truth": impressions[["impression_id", *truth]]}
+        elif impressions is not None:   # rewritten without truth: no stale truth left
+            shutil.rmtree(self.root / "truth" / f"day={day:03d}", ignore_errors=True)
         for name, frame in tables.items():
             folder = self.root / name / f"day={day:03d}"
             folder.mkdir(parents=True, exist_ok=True)
