@@ -62,19 +62,12 @@ def psi(expected: ArrayLike, actual: ArrayLike, bins: int = 10) -> float:
     bins = check_int("bins", bins, 2)
     edges, repeats = np.unique(np.quantile(e, np.linspace(0, 1, bins + 1))[1:-1],
                                return_counts=True)
-    heavy = repeats > 1     # a value holding a decile or more: a bin of its own
-
-    def shares(x: np.ndarray) -> np.ndarray:
-        # Bin 2i: from edge i - 1 (excluded if heavy) to edge i (excluded);
-        # bin 2i + 1: equal to edge i, kept apart only when that edge is heavy.
-        below = np.searchsorted(edges, x, side="left")
-        at_edge = np.searchsorted(edges, x, side="right") > below
-        split = np.zeros(len(x), bool)
-        split[at_edge] = heavy[below[at_edge]]
-        index = 2 * below + split + 2 * (at_edge & ~split)
-        return np.maximum(np.bincount(index, minlength=2 * len(edges) + 1) / len(x), _FLOOR)
-
-    e_share, a_share = shares(e), shares(a)
+    # A value holding more than a decile closes its own bin just above itself.
+    edges = np.union1d(edges, np.nextafter(edges[repeats > 1], np.inf))
+    e_share = np.bincount(np.searchsorted(edges, e, side="right"), minlength=len(edges) + 1)
+    a_share = np.bincount(np.searchsorted(edges, a, side="right"), minlength=len(edges) + 1)
+    e_share = np.maximum(e_share / len(e), _FLOOR)
+    a_share = np.maximum(a_share / len(a), _FLOOR)
     return float(np.sum((a_share - e_share) * np.log(a_share / e_share)))
 
 
