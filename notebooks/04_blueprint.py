@@ -62,6 +62,7 @@ from adsys import plots
 from adsys.auction import run_auction, run_auctions
 from adsys.baseline import serve_random
 from adsys.checks import step4
+from adsys.events import join_clicks
 from adsys.features import SERVING_POSITION, make_features
 from adsys.history import PRIOR_STRENGTH, History
 from adsys.index import AdIndex
@@ -216,16 +217,23 @@ history = History(view)
 for _ in range(BROWSING_DAYS):                       # page views before ads launched
     before = world.requests(0, rng)
     history.add_views(before.user, before.publisher)
-boot_log = serve_random(world, day=0, n_requests=N_BOOTSTRAP, rng=rng, with_truth=False)
+served = serve_random(world, day=0, n_requests=N_BOOTSTRAP, rng=rng, with_truth=False)
+ids = np.arange(len(served))                          # the clicks reach the platform as
+stream = world.click_stream(ids, served["time"],      # a stream (Step 3), late or twice
+                            served.pop("clicked").to_numpy(bool), rng)
+served.insert(0, "impression_id", ids)
+boot_log, boot_join = join_clicks(served, stream, SimulationConfig().attribution_window)
 boot_features = make_features(view, boot_log["user_id"], boot_log["ad_id"],
                               boot_log["publisher_id"], boot_log["hour"],
                               boot_log["position"], history, boot_log["exposures"])
 
 # %% [markdown]
-# The features of the bootstrap log are computed *before* its own clicks are
-# counted, so no row sees its own label. Then the log joins the history: its
-# labels are final (the random server logs clicks directly) and its requests are
-# page views too.
+# The random server's clicks reach the platform as Step 3's click stream and label
+# an impression only within the attribution window, as every label the platform
+# learns from will ({glue:text}`hist_late` clicks came too late; every window has
+# closed by launch). The features of the bootstrap log are computed *before* its
+# own clicks are counted, so no row sees its own label. Then the log joins the
+# history: its labels are final and its requests are page views too.
 
 # %%
 history.add(boot_log["user_id"], boot_log["ad_id"], boot_log["clicked"])
@@ -243,6 +251,8 @@ pd.DataFrame({"declared (profile)": pd.Series(view.label("topic", declared)),
 glue("hist_days", f"{BROWSING_DAYS}", display=False)
 glue("hist_boot", f"{N_BOOTSTRAP:,}", display=False)
 glue("hist_ctr", pct(boot_log["clicked"].mean(), 2), display=False)
+glue("hist_late", f"{boot_join.late:,} of its {boot_join.late + boot_join.attributed:,}",
+     display=False)
 glue("hist_base", pct(history.base_rate, 2), display=False)
 
 # %% [markdown]

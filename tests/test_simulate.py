@@ -68,6 +68,18 @@ def test_bootstrap_learns_from_random_traffic_and_logs_it(world, boot):
     assert models.heavy.predict is not None and models.light.intercept is not None
 
 
+def test_bootstrap_labels_only_clicks_within_the_attribution_window(world, boot):
+    """The first model learns the nightly job's label: a click that arrived after the
+    window is a non-click, as it will be in every later training set."""
+    _, _, log = boot
+    window = SimulationConfig().attribution_window
+    delay = log["click_time"] - log["time"]
+    assert log["late_click"].sum() > 0                       # some clicks came too late
+    assert (log["clicked"] == (delay <= window)).all()
+    assert (log.loc[log["late_click"] == 1, "clicked"] == 0).all()
+    assert (delay.dropna() > 0).all()                         # clicks follow impressions
+
+
 def test_served_impressions_respect_targeting_slots_and_prices(world, server):
     requests = world.requests(0, np.random.default_rng(2), n=3000)
     log = server.serve(requests, day=0)

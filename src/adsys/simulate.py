@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from adsys.baseline import prior_exposures, serve_random
-from adsys.events import FEATURE_PREFIX, closed_labels
+from adsys.events import FEATURE_PREFIX, closed_labels, join_clicks
 from adsys.features import from_log, make_features
 from adsys.history import ExposureCounter, History
 from adsys.observable import SECONDS_PER_DAY, Requests
@@ -250,21 +250,31 @@ class Models:
 
 def bootstrap(world: World, rng: np.random.Generator, n_requests: int,
               make_model: ModelFactory = LogisticClickModel, browsing_days: int = 0,
-              requests_per_day: int | None = None) -> tuple[Models, History, pd.DataFrame]:
+              requests_per_day: int | None = None,
+              window_seconds: float = SimulationConfig.attribution_window,
+              ) -> tuple[Models, History, pd.DataFrame]:
     """Before launch no model exists: learn the first one from random-server traffic.
 
     The platform's history starts with ``browsing_days`` days of page views logged
     before ads launched (the publishers' readers were there first; ``requests_per_day``
     each, by default the world's) and the
-    bootstrap log's impressions and clicks. Returns the model, that history, and
-    the bootstrap log (its request times give the first traffic forecast).
+    bootstrap log's impressions and clicks. The clicks reach the platform as a click
+    stream and label an impression only within ``window_seconds`` (the nightly job's
+    rule; every window has closed by launch). Returns the model, that history, and
+    the bootstrap log, labelled as by :func:`~adsys.events.join_clicks` (its request
+    times give the first traffic forecast).
     """
     view = world.view
     history = History(view)
     for _ in range(check_int("browsing_days", browsing_days, 0)):
         before = world.requests(0, rng, n=requests_per_day)
         history.add_views(before.user, before.publisher)
-    log = serve_random(world, day=0, n_requests=n_requests, rng=rng, with_truth=False)
+    served = serve_random(world, day=0, n_requests=n_requests, rng=rng, with_truth=False)
+    ids = np.arange(len(served))
+    stream = world.click_stream(ids, served["time"].to_numpy(),
+                                served.pop("clicked").to_numpy(bool), rng)
+    served.insert(0, "impression_id", ids)
+    log, _ = join_clicks(served, stream, window_seconds)
     features = make_features(view, log["user_id"], log["ad_id"], log["publisher_id"],
                              log["hour"], log["position"], history, log["exposures"])
     model = make_model(downsampling_rate=1.0).fit(features, log["clicked"])
@@ -299,7 +309,7 @@ class Simulation:
                              f"needs a runner-up to price the last slot; got k={config.k}")
         self.models, self.history, log = bootstrap(
             world, self.rng, config.bootstrap_requests, make_model, config.browsing_days,
-            n_requests)
+            n_requests, config.attribution_window)
         self.forecast = traffic_forecast(log["time"].drop_duplicates(), config.steps_per_day)
         self.exposures = ExposureCounter(view.n_ads)
         self.recent: list[DayResult] = []
