@@ -29,10 +29,16 @@ def best_seconds(run: Callable[[], object], repeats: int = 5) -> float:
 
 
 def save(name: str, results: dict) -> Path:
-    """Write ``results`` with the machine description to ``results/NAME.json``."""
+    """Write ``results`` with the machine description to ``results/NAME.json``.
+
+    The description includes the load average over the run's last minute: timings
+    taken while other work shares the machine come out slower (on 2 cores a load
+    near 2 means the benchmark did not have its core to itself).
+    """
     RESULTS.mkdir(exist_ok=True)
     record = {"machine": {"python": platform.python_version(), "cpu": platform.processor()
-                          or platform.machine(), "cores_available": os.cpu_count()},
+                          or platform.machine(), "cores_available": os.cpu_count(),
+                          "load_average_last_minute": round(os.getloadavg()[0], 2)},
               **results}
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")

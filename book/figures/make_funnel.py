@@ -67,10 +67,14 @@ def main() -> None:
                 fontsize=8.2, color="#333333")
         arrow(ax, (3.95, y), (shard_x - 1.02, sy), lw=1.0)
         arrow(ax, (shard_x + 1.02, sy), (8.05, y), lw=1.0)
-    ax.text(shard_x, 5.0 - 0.3, "index shards, each with replicas", ha="center",
+    # One outline around all the shards: the model update reaches every one of them.
+    ax.add_patch(FancyBboxPatch((shard_x - 1.2, 0.3), 2.55, 4.45,
+                                boxstyle="round,pad=0.0,rounding_size=0.1", fill=False,
+                                edgecolor=REQUEST[2], linewidth=1.0, linestyle="--"))
+    ax.text(shard_x, 4.9, "index shards, each with replicas", ha="center", va="center",
             fontsize=9, style="italic", color=REQUEST[2])
     note(ax, 3.3, 4.05, "~1M ads,\nsplit by ad id")
-    note(ax, 7.4, 4.4, "top K\nper shard")
+    note(ax, 7.65, 4.4, "top K\nper shard")
     box(ax, 8.95, y, "Merger", "global top K\n(~500)", REQUEST, w=1.7)
     box(ax, 11.2, y, "Heavy scorers", "replicas; calibrated\npCTR, one call", REQUEST,
         w=2.0)
@@ -94,9 +98,9 @@ def main() -> None:
     box(ax, 5.2, fy, "Trainer", "heavy and light\nmodels, nightly", LOOP, w=1.9)
     arrow(ax, (6.85, fy), (6.15, fy), color=LOOP[2])
     ax.plot([4.25, 2.6, 2.6], [fy, fy, 0.4], color=LOOP[2], linewidth=1.4)
-    note(ax, 1.15, -0.35, "new model versions\nto the shards and\nthe heavy scorers",
+    note(ax, 1.15, -0.35, "new model versions\nto every shard and\nthe heavy scorers",
          color=LOOP[2])
-    arrow(ax, (2.6, 0.4), (shard_x - 1.0, 0.7), color=LOOP[2])
+    arrow(ax, (2.6, 0.4), (shard_x - 1.2, 0.4), color=LOOP[2])
     ax.plot([5.2, 5.2], [fy + 0.55, -0.1], color=LOOP[2], linewidth=1.4)
     ax.plot([5.2, 11.2], [-0.1, -0.1], color=LOOP[2], linewidth=1.4)
     arrow(ax, (11.2, -0.1), (11.2, y - 0.55), color=LOOP[2])
