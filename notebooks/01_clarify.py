@@ -57,6 +57,7 @@ if "google.colab" in sys.modules:
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import FuncFormatter
 from myst_nb import glue
 
 from adsys import plots
@@ -261,7 +262,8 @@ fig, (ax1, ax2) = plt.subplots(1, 2)
 ax1.hist(live["daily_budget"], bins=np.geomspace(1, live["daily_budget"].max(), 30),
          color="C0")
 ax1.set(xscale="log", title="Daily budget", ylabel="campaigns",
-        xlabel="budget per campaign ($ per day, log scale)")
+        xlabel="budget per campaign per day (log scale)")
+ax1.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"${v:g}"))
 ax2.hist(live["max_cpc"], bins=30, color="C2")
 ax2.set(title="Maximum CPC bid", xlabel="bid ($ per click)", ylabel="campaigns")
 glue("fig_campaigns", fig, display=False)
@@ -304,6 +306,11 @@ fig, (ax1, ax2) = plt.subplots(1, 2)
 ax1.loglog(np.arange(1, len(traffic) + 1), np.sort(traffic)[::-1], "o", ms=4)
 ax1.set(title="Publishers", xlabel="publisher rank (log scale)",
         ylabel="share of requests (log scale)")
+ranks = [1, 2, 5, 10, 20, len(traffic)]
+ax1.minorticks_off()
+ax1.set_xticks(ranks, labels=[str(r) for r in ranks])
+ax1.set_yticks([0.005, 0.01, 0.02, 0.05, 0.1, 0.2])
+ax1.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:g}%"))
 ax2.bar(np.arange(24), hourly, color="C0")
 ax2.set(title="Hour of day", xlabel="hour of day (0-23)",
         ylabel="share of the day's requests", xticks=range(0, 24, 3))
@@ -541,9 +548,9 @@ ax2.plot(by_hour.index, by_hour["true_ctr"], "--", color="C3",
          label="world: mean true_p")
 ax2.set(title="Click-through rate", xlabel="hour of day (0-23)", ylabel="CTR",
         xticks=range(0, 24, 3),
-        ylim=(0, 1.1 * (by_hour["ctr"] + by_hour["ci95"]).max()))
+        ylim=(0, 1.35 * (by_hour["ctr"] + by_hour["ci95"]).max()))  # room for the legend
 plots.percent_axis(ax2)
-ax2.legend(loc="lower center", ncols=2)
+ax2.legend(loc="upper center", ncols=2)
 glue("fig_hour", fig, display=False)
 
 # %% [markdown]
@@ -756,7 +763,7 @@ for name in ["1 minute", "1 hour", "1 day"]:
 ax.set(xscale="log", xlabel="attribution window (seconds, log scale)",
        ylabel="share", ylim=(0, 1.02), xlim=(grid[0], grid[-1]))
 plots.percent_axis(ax)
-ax.legend(loc="center left")
+fig.legend(loc="outside lower center", ncols=2)
 glue("fig_delay", fig, display=False)
 
 # %% [markdown]

@@ -294,16 +294,20 @@ latency.unstack("candidates")["p99_ms"].style.format("{:.2f}").set_caption(
 
 # %% tags=["hide-input", "remove-output"]
 fig, ax = plt.subplots(figsize=(7.0, 4.2))
+markers = ["o", "s", "^", "D", "v"]
 for k, (name, group) in enumerate(latency.groupby(level="model", sort=False)):
     counts = group.index.get_level_values("candidates")
-    ax.plot(counts, group["p99_ms"], "o-", color=f"C{k}", label=name)
+    ax.plot(counts, group["p99_ms"], "-", marker=markers[k], color=f"C{k}", label=name)
     ax.plot(counts, group["p50_ms"], "--", color=f"C{k}", alpha=0.7, lw=1)
-ax.plot([], [], "k-", marker="o", label="p99 (solid)")
+ax.plot([], [], "k-", label="p99 (solid)")
 ax.plot([], [], "k--", lw=1, alpha=0.7, label="p50 (dashed)")
 ax.axhline(BUDGET_MS, color="black", lw=1.2, ls=":", label=f"budget ({BUDGET_MS:g} ms)")
 ax.set(xscale="log", yscale="log", xlabel="candidates per request (log scale)",
        ylabel="CPU time per request (ms, log scale)",
        title="Scoring-stage latency (features + model) on this machine")
+top = ax.get_ylim()[1]
+ax.axhspan(BUDGET_MS, top, color="C3", alpha=0.07, lw=0, label="over budget")
+ax.set_ylim(top=top)
 ax.set_xticks(CANDIDATES, [f"{c:,}" for c in CANDIDATES])
 ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
 ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
@@ -318,7 +322,8 @@ glue("fig_latency", fig, display=False)
 # Latency of the scoring stage (feature building plus prediction) for one request
 # on a core of its own (its CPU time), against the number of candidate ads it
 # scores, on the machine that built this page. Solid lines: p99 over the repeated
-# requests; dashed: the median. Dotted: the 20 ms budget of this stage.
+# requests; dashed: the median. Dotted: the 20 ms budget of this stage, with the
+# region over it shaded.
 # ```
 #
 # **Takeaway:** each line is flat at first, where a fixed cost per call dominates,

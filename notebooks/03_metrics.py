@@ -95,10 +95,10 @@ def pct(x: float, digits: int = 1) -> str:
 N_REQUESTS = world.config.requests_per_day
 days = [serve_random(world, day, N_REQUESTS, rng).assign(day=day) for day in range(3)]
 log = pd.concat(days, ignore_index=True)
+impressions_per_day = len(log) / len(days)   # used to size experiments in section 9
 log.head()
 
 # %% tags=["remove-cell"]
-impressions_per_day = len(log) / len(days)
 glue("n_requests", f"{N_REQUESTS:,}", display=False)
 glue("impressions_per_day", f"{impressions_per_day:,.0f}", display=False)
 glue("log_ctr", pct(log["clicked"].mean(), 2), display=False)
@@ -427,10 +427,10 @@ fig, ax = plt.subplots(figsize=(5.2, 4.0))
 shown_models = {"logistic regression": predictions["logistic regression"],
                 "LightGBM": predictions["LightGBM"], "oracle": predictions["oracle"],
                 f"{best}, odds x 2": distorted["odds x 2"]}
-for name, p in shown_models.items():
+for (name, p), marker in zip(shown_models.items(), ["o", "s", "^", "D"], strict=True):
     curve = metrics.reliability_curve(y_test, p, bins=10)
     style = "--" if "x 2" in name else "-"
-    ax.plot(curve["mean_predicted"], curve["observed_rate"], style, marker="o",
+    ax.plot(curve["mean_predicted"], curve["observed_rate"], style, marker=marker,
             markersize=4, label=name)
 ticks = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05]
 ax.plot([ticks[0], ticks[-1]], [ticks[0], ticks[-1]], color="grey", linewidth=0.8,
@@ -603,13 +603,14 @@ summary = pd.DataFrame({
            "mean standard error": aa[f"{test}_se"].mean(),
            "spread of z (1 if correct)": aa[f"{test}_z"].std()}
     for test in ("naive", "delta")}).T
+# The design effect: per-user variance of the CTR difference over the binomial one.
+design_effect = float((aa["delta_se"].mean() / aa["naive_se"].mean()) ** 2)
 summary.round(6)
 
 # %% tags=["remove-cell"]
 fpr_naive, fpr_delta = summary["false-positive rate"]
 noise = 1.96 * np.sqrt(ALPHA * (1 - ALPHA) / N_SPLITS)
 true_se = aa["difference"].std()
-design_effect = float((aa["delta_se"].mean() / aa["naive_se"].mean()) ** 2)
 assert aa["naive_se"].mean() < true_se and design_effect > 1
 assert fpr_naive > ALPHA + noise and abs(fpr_delta - ALPHA) <= noise
 glue("n_splits", f"{N_SPLITS}", display=False)
@@ -634,7 +635,8 @@ z = np.linspace(-4.5, 4.5, 200)
 ax.plot(z, np.exp(-z**2 / 2) / np.sqrt(2 * np.pi), color="grey", linestyle="--",
         label="N(0, 1): a correct test")
 for edge in (-1.96, 1.96):
-    ax.axvline(edge, color="grey", linewidth=0.8)
+    ax.axvline(edge, color="C3", linestyle=":", linewidth=1.2,
+               label="±1.96: significant outside" if edge > 0 else None)
 ax.set(xlabel="z statistic of the A/A difference in CTR (standard errors)",
        ylabel="density (per unit of z)")
 ax.legend(loc="upper left", fontsize=8)
@@ -647,8 +649,8 @@ plt.close(fig)
 #
 # z statistics of the CTR difference over repeated A/A splits of the same log, for
 # the naive per-impression test and the per-user delta method. Under no true
-# difference a correct test follows the dashed N(0, 1); outside the vertical lines
-# at ±1.96 it declares significance at alpha = 0.05.
+# difference a correct test follows the dashed N(0, 1); outside the red dotted
+# lines at ±1.96 it declares significance at alpha = 0.05.
 # ```
 #
 # **Takeaway:** counting impressions as independent makes the z statistic too
@@ -718,17 +720,20 @@ for lift in (0.02, 0.10):
          display=False)
 
 # %% tags=["hide-input"]
-day_grid = np.linspace(0.25, 84, 336)
+day_grid = np.geomspace(0.25, 84, 400)
 fig, ax = plt.subplots(figsize=(6.0, 3.2))
 for lift in (0.02, 0.05, 0.10):
     per_arm = (day_grid * impressions_per_day / 2 / design_effect).astype(int)
     ax.plot(day_grid, [experiment.power(ctr, lift, int(n)) for n in per_arm],
             label=f"+{lift:.0%} relative lift")
 ax.axhline(0.8, color="grey", linestyle="--", linewidth=0.8)
-for week in range(7, 84, 7):
+for week in (7, 14, 28, 56, 84):
     ax.axvline(week, color="0.85", linewidth=0.6, zorder=0)
-ax.set(xlabel="test length (days of this world's traffic, 50/50 split)",
-       ylabel="power", xlim=(0, 84), xticks=range(0, 85, 14))
+day_ticks = [0.5, 1, 2, 3, 7, 14, 28, 56, 84]
+ax.set(xscale="log", xlabel="test length (days of this world's traffic, 50/50 split; "
+       "log scale)", ylabel="power", xlim=(day_grid[0], day_grid[-1]))
+ax.set_xticks(day_ticks, [f"{d:g}" for d in day_ticks])
+ax.minorticks_off()
 plots.percent_axis(ax, "y", decimals=0)
 ax.legend(loc="lower right", fontsize=8)
 glue("fig_power", fig, display=False)
@@ -740,8 +745,9 @@ plt.close(fig)
 #
 # Probability that a two-sided test at alpha = 0.05 detects a relative CTR lift,
 # against the test's length in days of this world's traffic split 50/50, with the
-# design effect measured above (per-user variance). The dashed line is the usual
-# 80% target; the light vertical lines mark whole weeks.
+# design effect measured above (per-user variance); days on a log scale. The
+# dashed line is the usual 80% target; the light vertical lines mark 1, 2, 4, 8
+# and 12 weeks.
 # ```
 #
 # **Takeaway:** a lift five times smaller needs about {glue:text}`size_ratio`
@@ -856,11 +862,15 @@ step3.sample_size(n_per_arm, base_rate=ctr, relative_lift=0.05)
 #
 # A judgment call. The team wants to detect that +5% lift with 80% power, in a
 # user-randomized 50/50 test on this world's traffic (`impressions_per_day`
-# impressions a day). Read the power curve above, or compute from `n_per_arm`
-# and the measured `design_effect`, and choose how many days the test runs:
-# `test_days`. Any length the measurements defend is accepted; the check says
-# what your choice trades.
+# impressions a day, from section 1). Read the power curve above, or compute from
+# `n_per_arm` and the `design_effect` measured by the A/A tests of section 8, and
+# choose how many days the test runs: `test_days`. Any length from the shortest
+# one that reaches 80% power up to twice that, rounded up to whole weeks, is
+# accepted; the check says what your choice trades.
 # ```
+
+# %%
+print(f"impressions_per_day = {impressions_per_day:,.0f}, design_effect = {design_effect:.2f}")
 
 # %% [markdown]
 # ```{solution-start} ex-step3-duration

@@ -35,7 +35,7 @@
 # - **Prediction v0**: a logistic-regression click model trained on the bootstrap
 #   log.
 # - The **auction**: worked examples of eCPM ranking, second prices and a reserve,
-#   and a reserve price you choose from a measured revenue and fill curve.
+#   and a reserve price you choose from the market's revenue and fill curve.
 # ```
 
 # %% tags=["remove-cell"]
@@ -176,7 +176,8 @@ glue("idx_age_sentence",
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6.5, 3.0))
-ax.hist(per_request, bins=40, color="C0")
+ax.hist(per_request, bins=np.arange(per_request.min(), per_request.max() + 6, 5),
+        color="C0")                      # 5 whole counts per bin
 ax.axvline(np.median(per_request), color="C3", ls="--", label="median")
 ax.set(xlabel=f"eligible ads per request (of {len(active):,} active ads)",
        ylabel="requests")
@@ -543,7 +544,7 @@ glue("n_slots", f"{view.n_slots}", display=False)
 glue("default_reserve", f"${RESERVE:g}", display=False)
 
 # %% [markdown]
-# ## 7. What a reserve price does: a measured curve
+# ## 7. What a reserve price does: the revenue and fill curve
 #
 # A reserve trades impressions for price: it removes every ad whose eCPM is
 # below it, and it sets the price of any winner with no eligible ad below it. To
@@ -585,9 +586,11 @@ reserve_curve.round(4)
 
 # %% tags=["hide-input"]
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.0))
-ax1.plot(reserve_curve["reserve"], reserve_curve["rpm"], marker="o", markersize=3)
+ax1.plot(reserve_curve["reserve"], reserve_curve["rpm"] / reserve_curve["rpm"].max() - 1,
+         marker="o", markersize=3)
 ax1.set(title="Expected revenue", xlabel="reserve ($ eCPM)",
-        ylabel="$ per 1,000 requests")
+        ylabel="change from the best reserve")
+plots.percent_axis(ax1)
 ax2.plot(reserve_curve["reserve"], reserve_curve["fill_rate"], marker="o", markersize=3,
          label="requests with an ad")
 ax2.plot(reserve_curve["reserve"], reserve_curve["ads_per_request"] / view.n_slots,
@@ -617,8 +620,8 @@ glue("res_flat", f"${flat.max():g}", display=False)
 # :name: fig-step4-reserve
 #
 # The same auctions at a range of reserves. Left: expected revenue per thousand
-# requests. Right: the share of requests that show at least one ad, and the share
-# of slots filled.
+# requests, relative to the best reserve's ({glue:text}`res_peak_rpm`). Right:
+# the share of requests that show at least one ad, and the share of slots filled.
 # ```
 #
 # **Takeaway:** on this market, revenue stays within 0.1% of its best up to a
@@ -626,7 +629,7 @@ glue("res_flat", f"${flat.max():g}", display=False)
 # {glue:text}`sel_k` candidates for {glue:text}`n_slots` slots, so the ad below a
 # winner almost always clears the reserve and the floor rarely sets a price; what
 # the reserve does is remove the weakest ads. At a \$10 reserve revenue is
-# {glue:text}`res_at10_loss` lower than at the best measured reserve
+# {glue:text}`res_at10_loss` lower than at the best reserve on the curve
 # ({glue:text}`res_peak_rpm` per thousand requests),
 # {glue:text}`res_at10_fill` of requests still show an ad and
 # {glue:text}`res_at10_slots` of slots are filled; the shown ads' expected CTR
@@ -653,7 +656,7 @@ exercise.round(4)
 # The page has 2 slots and a reserve of \$10 eCPM (1000 x bid x pCTR, dollars per
 # thousand impressions). Without calling `run_auction`, compute what each winner of
 # the `exercise` candidates pays per click: a list `prices`, one value per filled
-# slot, slot 1 first.
+# slot, slot 1 first, in dollars (rounded to cents or not).
 # ```
 
 # %% [markdown]
@@ -689,10 +692,13 @@ step4.gsp_prices(prices, exercise["bid"], exercise["pctr"], EX_SLOTS, EX_RESERVE
 # :label: ex-step4-reserve
 #
 # A judgment call. The publisher team wants an ad on at least 98% of pages, and
-# the platform will give up at most 1% of revenue for fewer, better ads. From the
-# measured `reserve_curve` (figure above), choose a reserve, in dollars per
-# thousand impressions: `reserve`. Any reserve the curve defends is accepted; the
-# check says what your choice trades.
+# the platform will give up at most 1% of revenue for fewer, better ads. From
+# `reserve_curve` (figure above), choose a reserve, in dollars per thousand
+# impressions: `reserve`. Its revenue is not measured: it is the expected revenue
+# computed from the world's true click probabilities, an analysis only the
+# simulation allows (a real platform would measure the curve in an experiment).
+# Any reserve the curve defends is accepted; the check says what your choice
+# trades.
 # ```
 
 # %% [markdown]

@@ -328,8 +328,9 @@ blind_sweep["revenue ratio"] = blind_sweep["revenue"] / reference["revenue"]
 fig, ax = plt.subplots()
 ax.plot(KS, sweep.loc[KS, "revenue ratio"], "o-", label="user-aware light stage")
 ax.plot(KS_BLIND, blind_sweep["revenue ratio"], "s--", label="user-blind (ad only)")
-ax.plot(KS, sweep.loc[KS, "clicks ratio"], ":", color="C0", label="clicks, user-aware")
-ax.axhline(0.97, color="black", lw=1, ls=":", label="97% of the reference")
+ax.plot(KS, sweep.loc[KS, "clicks ratio"], "^:", color="C0", ms=4, mfc="white",
+        label="clicks, user-aware")
+ax.axhline(0.97, color="0.5", lw=1, ls="--", label="97% of the reference")
 ax.set(xscale="log", xlabel="K, ads the heavy model scores per request (log scale)",
        ylabel="share of the reference",
        title="What the funnel keeps, against scoring every eligible ad")
@@ -357,9 +358,10 @@ assert blind_sweep.loc[K97, "revenue ratio"] < ratio[K97]
 # ```{glue:figure} fig_revenue
 # :name: fig-step5-revenue
 #
-# Expected revenue (solid) and clicks (dotted) of the funnel for each K, relative to
-# the heavy model scoring every eligible ad, on the same requests; dashed: the
-# user-blind light stage.
+# Expected revenue (solid, circles) and clicks (dotted, open triangles) of the funnel
+# for each K, relative to the heavy model scoring every eligible ad, on the same
+# requests; orange squares: the user-blind light stage; grey dashed: 97% of the
+# reference.
 # ```
 #
 # **Takeaway:** with the user-aware light stage, K = {glue:text}`k97` is the smallest
@@ -662,34 +664,35 @@ curve.style.format({"revenue ratio": "{:.1%}", "batched scoring ms": "{:.3f}",
                    na_rep="")
 
 # %% tags=["hide-input"]
-fig, (left, right) = plt.subplots(1, 2, figsize=(8.0, 3.6), sharey=True)
-left.plot(curve["batched scoring ms"], curve["revenue ratio"], "o-")
+fig, (left, right) = plt.subplots(1, 2, figsize=(8.0, 4.0), sharey=True)
+by_cost = curve.sort_values("batched scoring ms")   # measured costs need not rise with K
+left.plot(by_cost["batched scoring ms"], by_cost["revenue ratio"], "o-", ms=4,
+          label="every K, in order of cost")
 left.axvline(batched.loc["all", "scoring"] / 20, color="C2", ls="--", lw=1.2,
              label="20x less than scoring all")
 left.set(xscale="log", xlabel="CPU ms per request, batched (log)",
          ylabel="revenue, share of scoring all", title="Against cost")
-timed_k = curve.dropna(subset=["p99 scoring ms"])
-right.plot(timed_k["p99 scoring ms"], timed_k["revenue ratio"], "o")
 right.axvline(BUDGET_MS, color="C3", ls="--", lw=1.2,
               label=f"Step 2 budget, {BUDGET_MS:g} ms")
 right.set(xscale="log", xlabel="p99 CPU ms, one request at a time (log)",
           title="Against latency")
-labelled = curve.loc[list(dict.fromkeys([4, K97, 64, "all"]))]
-for ax, column, points in ((left, "batched scoring ms", labelled),
-                           (right, "p99 scoring ms", timed_k)):
-    lowest = points["revenue ratio"].min()
-    for k, row in points.iterrows():   # below each point, but above the lowest one
-        below = row["revenue ratio"] > lowest
-        ax.annotate(f"K={k}", (row[column], row["revenue ratio"]),
-                    textcoords="offset points", xytext=(5, -12 if below else 2),
-                    fontsize=8)
-    ax.axhline(0.97, color="black", ls=":", lw=1)
-    ax.legend(loc="lower right", fontsize=8)
+timed_k = curve.dropna(subset=["p99 scoring ms"])
+marks = [("v", "C1"), ("D", "C4"), ("^", "C5"), ("s", "black")]   # one per K timed
+for (k, row), (marker, colour) in zip(timed_k.iterrows(), marks, strict=False):
+    for ax, column in ((left, "batched scoring ms"), (right, "p99 scoring ms")):
+        ax.plot(row[column], row["revenue ratio"], marker, color=colour, ms=8, mec="white",
+                zorder=3, label=f"K={k}" if ax is left else None)
+for ax in (left, right):
+    ax.axhline(0.97, color="black", ls=":", lw=1,
+               label="97% of the revenue" if ax is left else None)
     ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
 left.yaxis.set_major_locator(MultipleLocator(0.05))   # whole percents, labelled exactly
 plots.percent_axis(left, decimals=0)
+handles, labels = (a + b for a, b in zip(left.get_legend_handles_labels(),
+                                         right.get_legend_handles_labels(), strict=True))
+fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=8)
 glue("fig_tradeoff", fig, display=False)
 plt.close(fig)
 
@@ -724,8 +727,9 @@ glue("binds_sentence", "even this toy needs the funnel to stay within it" if bin
 #
 # Revenue kept (share of scoring every eligible ad) against the cost of the light and
 # heavy stages per request: left, CPU time batched, for every K; right, the p99 of
-# the CPU time of one request at a time, for four K, with the {glue:text}`budget_ms`
-# budget of these stages from Step 2. Dotted: 97% of the revenue.
+# the CPU time of one request at a time, for the four K timed that way (the same
+# marker in both panels), with the {glue:text}`budget_ms` budget of these stages from
+# Step 2. Dotted: 97% of the revenue.
 # ```
 #
 # **Takeaway:** both curves are flat on the right: beyond a few dozen candidates,
@@ -984,20 +988,24 @@ step5.machines_needed(machines_1m, cpu_ms_per_request=cpu_ms_k, avg_qps=1_000_00
 # Picture this platform at internet scale, where scoring is the largest line of the
 # serving bill and the server is written for the purpose: its cost per request
 # approaches the batched, marginal work of section 4, with little overhead per call.
-# The capacity plan gives the scoring stages (light plus heavy) a twentieth of what
+# The capacity plan gives the scoring stages (light plus heavy) a quarter of what
 # scoring every eligible ad costs today: `budget_ms` of CPU per request, batched.
-# Using the table `options` (one row per K: its measured scoring
-# cost and the revenue it keeps), choose the K you would ship and set `chosen_k`.
-# There is more than one defensible answer; the check tells you what yours trades
-# away.
+# Using the table `options` (one row per K: its measured scoring cost and the revenue
+# it keeps), choose the K you would ship and set `chosen_k`. Several K fit. The costs
+# are noisy measurements, so the check does not rule out a K less than 10% over the
+# budget; it accepts any K that fits and keeps within half a point of the revenue of
+# the best K that fits, and tells you what yours trades away.
 # ```
 
 # %%
-budget_ms = float(batched.loc["all", "scoring"]) / 20
+budget_ms = float(batched.loc["all", "scoring"]) / 4
 options = pd.DataFrame({"scoring ms": batched.loc[KS, "scoring"],
                         "revenue ratio": sweep.loc[KS, "revenue ratio"]})
 print(f"budget_ms = {budget_ms:.4f}")
 options.style.format({"scoring ms": "{:.4f}", "revenue ratio": "{:.1%}"})
+
+# %% tags=["remove-cell"]
+assert (options["scoring ms"] <= budget_ms).sum() >= 3   # "Several K fit"
 
 # %% [markdown]
 # ```{solution-start} ex-step5-choose-k

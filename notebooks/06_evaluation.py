@@ -913,7 +913,12 @@ inside = {name: low[name] <= lift[name] <= high[name]
           for name in ("revenue per request", "cost per click", "CTR")}
 missed = [name for name, ok in inside.items() if not ok]
 held = [name for name, ok in inside.items() if ok]
-power = (f"to detect the revenue lift with 80% power, the test would need about "
+# A lift far inside the test's noise cannot be confirmed at any practical size.
+NEGLIGIBLE = 0.005
+tiny = abs(lift["revenue per request"]) < NEGLIGIBLE
+power = ("the world's change is too small to matter, and no test of a practical "
+         "size would confirm it" if tiny else
+         f"to detect the revenue lift with 80% power, the test would need about "
          f"{scale:.0f} times as many users (or days of them)")
 days = f"days {FIRST_B} to {FIRST_B + AB_DAYS - 1}"
 why = ("That is unlikely to be bad luck in the draw of users (a 95% interval misses "
@@ -927,27 +932,30 @@ why = ("That is unlikely to be bad luck in the draw of users (a 95% interval mis
        "compete for the same campaigns' money are a classic A/B pitfall")
 if not missed:
     text = ("Each of the test's intervals contains the world's value; the revenue "
-            f"interval is simply too wide to confirm the lift: {power}.")
+            f"interval is simply too wide to confirm the change: {power}.")
 else:
     text = (f"The test's intervals for {' and '.join(missed)} exclude the world's "
             "values" + (f" (those for {' and '.join(held)} contain them)" if held
                         else "") + f". {why}"
-            + (f". The revenue interval contains the lift, but is too wide: {power}."
+            + (f". The revenue interval contains the change, but is too wide: {power}."
                if inside["revenue per request"] else "."))
 glue("truth_vs_test", text, display=False)
 rpr_low, rpr_high = row["ci_low"], row["ci_high"]
 glue("ab_page", f"In the lab, B's test ({AB_DAYS} days) gives a revenue interval of "
      f"{pct(rpr_low, sign=True)} to {pct(rpr_high, sign=True)}, "
      + ("which contains" if inside["revenue per request"] else "which excludes")
-     + " the lift the world measures when B serves a whole day alone "
+     + " the change the world measures when B serves a whole day alone "
      f"({pct(lift['revenue per request'], sign=True)})"
-     + (f"; it would need about {scale:.0f} times as many users to confirm it"
+     + ("; a change that small is not worth confirming" if tiny and inside[
+         "revenue per request"] else
+        f"; it would need about {scale:.0f} times as many users to confirm it"
         if inside["revenue per request"] else
         ": the test measures other days, with arms that compete for the same "
         "budgets"), display=False)
 glue("eval_day", f"{EVAL_DAY}", display=False)
-assert lift["revenue per request"] > 0 and lift["CTR"] < 0
-assert lift["cost per click"] > 0
+glue("b_revenue", "leaves revenue per request about where it was"
+     if tiny else "lifts" if lift["revenue per request"] > 0 else "cuts", display=False)
+assert lift["CTR"] < 0 and lift["cost per click"] > 0
 first_a = day_a.impressions.query("position == 1")
 first_b = day_b.impressions.query("position == 1")
 assert first_b["bid"].mean() > first_a["bid"].mean()
@@ -956,13 +964,14 @@ glue("bid_a", f"${first_a['bid'].mean():.2f}", display=False)
 glue("bid_b", f"${first_b['bid'].mean():.2f}", display=False)
 
 # %% [markdown]
-# The truth for day {glue:text}`eval_day`: B lifts revenue per request by {glue:text}`true_rpr`,
-# raises cost per click by {glue:text}`true_cpc` and changes CTR by
-# {glue:text}`true_ctr`. {glue:text}`truth_vs_test` B trades
-# clicks for money: its slot-1 ads bid {glue:text}`bid_b` per click on average
-# against {glue:text}`bid_a` for A's, and are clicked less often. Whether
-# advertisers accept paying {glue:text}`true_cpc_up` more per click is the
-# business question the guardrail exists to raise.
+# The truth for day {glue:text}`eval_day`: B {glue:text}`b_revenue`
+# ({glue:text}`true_rpr` revenue per request), raises cost per click by
+# {glue:text}`true_cpc` and changes CTR by {glue:text}`true_ctr`.
+# {glue:text}`truth_vs_test` B trades clicks for money: its slot-1 ads bid
+# {glue:text}`bid_b` per click on average against {glue:text}`bid_a` for A's,
+# and are clicked less often. Whether advertisers accept paying
+# {glue:text}`true_cpc_up` more per click is the business question the guardrail
+# exists to raise.
 
 # %% [markdown]
 # ### Test 2: C against A, the model that wins offline and loses online
@@ -1005,17 +1014,21 @@ assert result_c.loc["cost per click", "ci_high"] < 0
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.0), sharey=True)
 tests = (("B against A", result_b), ("C against A", result_c))
+ROLE_STYLE = {"primary": ("C3", "D"), "guardrail": ("C1", "s"), "secondary": ("C0", "o")}
 for ax, (title, res) in zip(axes, tests, strict=True):
-    colour = res["role"].map({"primary": "C3", "guardrail": "C1", "secondary": "C0"})
-    for i, (name, row) in enumerate(res.iterrows()):
+    for i, (_, row) in enumerate(res.iterrows()):
         y_pos = len(res) - 1 - i
         error = [[row["change"] - row["ci_low"]], [row["ci_high"] - row["change"]]]
-        ax.errorbar(row["change"], y_pos, xerr=error, fmt="o", ms=4, capsize=3,
-                    color=colour[name])
+        colour, marker = ROLE_STYLE[row["role"]]
+        ax.errorbar(row["change"], y_pos, xerr=error, fmt=marker, ms=5, capsize=3,
+                    color=colour, label=row["role"])
     ax.axvline(0, color="grey", lw=1)
     ax.set_title(title)
     plots.percent_axis(ax, "x", 0)
 axes[0].set_yticks(np.arange(len(result_b))[::-1], result_b.index)
+by_role = dict(zip(*axes[0].get_legend_handles_labels()[::-1], strict=True))
+fig.legend(by_role.values(), [f"{role} metric" for role in by_role],
+           loc="outside upper center", ncol=len(by_role), fontsize=8)
 fig.supxlabel("relative change, treatment against control, with its 95% interval",
               fontsize=10)
 glue("fig_ab", fig, display=False)
@@ -1026,8 +1039,8 @@ plt.close(fig)
 # :name: fig-step6-ab
 #
 # Relative change of each metric in the two tests, with its delta-method 95%
-# interval over users; red the primary metric, orange the guardrails, blue the
-# secondary metrics.
+# interval over users; red diamond the primary metric, orange squares the
+# guardrails, blue dots the secondary metrics.
 # ```
 #
 # **Takeaway:** {glue:text}`b_summary`; C's is a clear loss on revenue that CTR

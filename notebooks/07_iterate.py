@@ -203,10 +203,26 @@ assert dip < 0 and dip_z < -2, "the shift day should dip below the week before"
 glue("dip", pct(-dip), display=False)
 glue("dip_z", f"{-dip_z:.1f}", display=False)
 band = 2 * before.std()
-assert abs(daily.loc[FAULT_DAY, "revenue"]
-           - daily.loc[FAULT_DAY - 3:FAULT_DAY - 1, "revenue"].mean()) < band
-assert daily.loc[FAULT_DAY - 3:FAULT_DAY - 1, "revenue"].mean() > daily.loc[SHIFT_DAY,
-                                                                            "revenue"]
+before_fault = daily.loc[FAULT_DAY - 3:FAULT_DAY - 1, "revenue"].mean()
+assert before_fault > daily.loc[SHIFT_DAY, "revenue"]      # climbing back from the dip
+fault_move = daily.loc[FAULT_DAY, "revenue"] - before_fault
+if abs(fault_move) < band:
+    fault_chart = (f"the mobile bug of day {FAULT_DAY} leaves no visible mark on this "
+                   "chart. The dip and the bug are two different incidents, and the "
+                   "revenue chart sees only one of them.")
+elif fault_move > 0:
+    fault_chart = (f"on day {FAULT_DAY}, the day of the mobile bug, revenue rose "
+                   f"{pct(fault_move / before_fault)} against the three days before, as "
+                   "it kept climbing back from the shift. The dip and the bug are two "
+                   "different incidents, and the revenue chart sees only one of them: "
+                   "nobody opens an incident for a good day.")
+else:
+    fault_chart = (f"on day {FAULT_DAY}, the day of the mobile bug, revenue fell "
+                   f"{pct(-fault_move / before_fault)} against the three days before: on "
+                   "this chart the bug passes for more of the shift. The dip and the bug "
+                   "are two different incidents, and the revenue chart cannot tell them "
+                   "apart.")
+glue("fault_chart", fault_chart, display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_revenue
@@ -219,9 +235,7 @@ assert daily.loc[FAULT_DAY - 3:FAULT_DAY - 1, "revenue"].mean() > daily.loc[SHIF
 #
 # **Takeaway:** day 14 is {glue:text}`dip` below the week before,
 # {glue:text}`dip_z` standard deviations of its day-to-day noise: a real dip,
-# not bad luck. Revenue climbs back over the following week; the mobile bug of
-# day 21 leaves no visible mark on this chart. The dip and the bug are two
-# different incidents, and the revenue chart sees only one of them.
+# not bad luck. Revenue climbs back over the following week; {glue:text}`fault_chart`
 
 # %% [markdown]
 # ## 3. The morning-after monitor
@@ -292,11 +306,20 @@ glue("noisy_columns", ", ".join(c.removeprefix("f_") for c in
 # of logs, so their calibration jumps night to night: a launch burn-in):
 
 # %% tags=["hide-input"]
-fig = quality_figure(monitor.quality, "f_device", EVENTS)
+CAL_BAND = (0.97, 1.03)   # the course's calibration bar (DESIGN 7)
+report = {"quality": monitor.quality[monitor.quality["day"] >= launch_days],
+          "drift": monitor.drift[monitor.drift["day"] >= launch_days]}   # after burn-in
+fig = quality_figure(report["quality"], "f_device", EVENTS, band=CAL_BAND,
+                     highlight=fault.device)
 glue("fig_quality", fig, display=False)
 plt.close(fig)
-fig = drift_figure(monitor.drift, monitor.psi_threshold, EVENTS)
+fig = drift_figure(report["drift"], monitor.psi_threshold, EVENTS)
 glue("fig_drift", fig, display=False)
+mobile = report["quality"].query("segment == 'f_device' and value == @fault.device")
+mobile = mobile.set_index("day")["calibration"] / mobile.set_index("day").loc[
+    FAULT_DAY - 1, "calibration"]                   # against the day before the bug
+assert mobile[FAULT_DAY] < 0.8 and mobile.loc[FAULT_DAY + 1:FAULT_DAY + 3].max() > 0.9, \
+    "the mobile line drops on the bug's day and comes back within days"
 drift_by_day = monitor.drift.groupby("day")["psi"].max()
 quiet_max = drift_by_day.loc[launch_days:SHIFT_DAY - 1].max()
 assert max(quiet_max, drift_by_day.loc[SHIFT_DAY]) < monitor.psi_threshold
@@ -324,7 +347,6 @@ quiet_cal = monitor.quality.query(
 assert (quiet_cal["calibration"] > 1).all() and cal_won > cal_all + 0.05
 glue("cal_all", f"{cal_all:.2f}", display=False)
 glue("cal_won", f"{cal_won:.2f}", display=False)
-CAL_BAND = (0.97, 1.03)   # the course's calibration bar (DESIGN 7)
 outside = ~quiet_cal["calibration"].between(*CAL_BAND)
 assert outside.any(), "the prose calls the quiet days' level a defect"
 glue("quiet_cal_range", f"{quiet_cal['calibration'].min():.2f}-"
@@ -336,8 +358,10 @@ glue("cal_band", f"{CAL_BAND[0]:.2f}-{CAL_BAND[1]:.2f}", display=False)
 # ```{glue:figure} fig_quality
 # :name: fig-step7-quality
 #
-# Calibration (predicted clicks over clicks) and NE of the serving model each day,
-# for all traffic and per device.
+# Calibration (predicted clicks over clicks) and NE of the serving model each day
+# after the launch burn-in, for all traffic and per device, mobile (where the bug
+# lands) in bold. Grey band: the course's calibration bar
+# ({glue:text}`cal_band`); dotted: 1.
 # ```
 #
 # **Takeaway:** calibration sits above 1 on every quiet day, and the simulator
@@ -362,7 +386,9 @@ glue("cal_band", f"{CAL_BAND[0]:.2f}-{CAL_BAND[1]:.2f}", display=False)
 # :name: fig-step7-drift
 #
 # The largest PSI of each watched column over all traffic and the three devices,
-# each day against the three days before, on a log scale.
+# each day after the launch burn-in against the three days before, on a log scale.
+# The columns that cross the alert threshold on some day are coloured, the others
+# grey.
 # ```
 #
 # **Takeaway:** on the quiet days the largest PSI of a watched column is
@@ -506,7 +532,8 @@ glue("walk_cpc", pct(abs(walk.loc["cpc", "change"]), 0), display=False)
 # Write one query over the store that returns, for each day and device
 # (`f_device`), the `impressions`, the `clicks` (impressions with at least one
 # click event; a re-sent click counts once) and the `revenue` (dollars charged).
-# Store the result of `store.sql(...)` in `by_device`.
+# Name the columns `day`, `device`, `impressions`, `clicks` and `revenue` (with
+# `AS`), and store the result of `store.sql(...)` in `by_device`.
 # ```
 
 # %% [markdown]
@@ -592,8 +619,10 @@ confirm.sort_values("true shift (logit)").round(2).transpose()
 assert corr > 0.7
 glue("shift_corr", f"{corr:.2f}", display=False)
 after = daily.loc[SHIFT_DAY + 4:SHIFT_DAY + 6, "revenue"].mean() / before.mean() - 1
-assert dip < after < 0 and after > dip / 2     # "most of the loss" won back
+won_back = 1 - after / dip
+assert dip < after < 0                      # some of the loss won back, not all
 glue("recovered", pct(-after, 0), display=False)
+glue("won_back", pct(won_back, 0), display=False)
 
 # %% [markdown]
 # The measured change follows the true shift (correlation {glue:text}`shift_corr`):
@@ -601,8 +630,8 @@ glue("recovered", pct(-after, 0), display=False)
 # already running: each night's model trains on the last three days, so it learns
 # the new appeal within days. Revenue on days 18 to 20 was {glue:text}`recovered`
 # below the week before, against {glue:text}`dip` on day 14: the retrained models
-# won back most of the loss; the rest is the world itself, where most topics did
-# lose appeal.
+# won back {glue:text}`won_back` of the loss; the rest is the world itself, where
+# most topics did lose appeal.
 #
 # The second incident needs a shorter walk because the monitor names the column
 # and the segment. Is the feature broken, or did mobile users change? A feature
@@ -626,14 +655,31 @@ fault_rev = daily.loc[FAULT_DAY, "revenue"] / daily.loc[FAULT_DAY - 3:FAULT_DAY 
                                                         "revenue"].mean() - 1
 glue("fault_rev", f"{'rose' if fault_rev > 0 else 'fell'} by {pct(abs(fault_rev))}",
      display=False)
+# The bug's own cost: mobile's revenue change against the other devices', each day
+# against its three days before, and how much that gap moves on days without a bug.
+by_device = store.sql("""
+    SELECT day, f_device = 'mobile' AS mobile, SUM(charged) AS revenue
+    FROM impressions GROUP BY ALL
+""").pivot(index="day", columns="mobile", values="revenue")
+change = by_device / by_device.rolling(3).mean().shift(1) - 1
+gap = change[True] - change[False]
+quiet_gap = gap.loc[launch_days:FAULT_DAY - 1].drop(SHIFT_DAY)
+assert abs(gap.loc[FAULT_DAY]) < 2 * quiet_gap.std()   # "inside its daily noise"
+glue("fault_mobile", f"{'rose' if change.loc[FAULT_DAY, True] > 0 else 'fell'} by "
+     f"{pct(abs(change.loc[FAULT_DAY, True]))}", display=False)
+glue("fault_other", f"{100 * change.loc[FAULT_DAY, False]:+.1f}%", display=False)
+glue("fault_gap", f"{100 * gap.loc[FAULT_DAY]:+.1f}", display=False)
+glue("gap_noise", f"{200 * quiet_gap.std():.0f}", display=False)
 
 # %% [markdown]
 # From day 21, every mobile impression has a view share of exactly 0 and no other
 # device does: a client release, not a change in users. On mobile the model's
 # calibration fell from {glue:text}`mobile_before` to {glue:text}`mobile_cal`: it
 # thinks mobile users have no interest in any topic. Yet revenue on day 21
-# {glue:text}`fault_rev` against the three days before, inside its daily noise. Why
-# so little? The
+# {glue:text}`fault_rev` against the three days before, and mobile's own revenue
+# {glue:text}`fault_mobile` (the other devices': {glue:text}`fault_other`): the
+# gap, {glue:text}`fault_gap` points, is inside the ±{glue:text}`gap_noise` points
+# that gap moves by on days without a bug. Why so little? The
 # generalized second price is a ratio of eCPMs: when every candidate of a request
 # is under-predicted by a similar factor, the ranking and the prices per click
 # barely change. The damage is in what a pCTR is also used for (the reserve price,
@@ -804,10 +850,10 @@ policies = pd.DataFrame(policy_rows)
 # %% tags=["hide-input"]
 versus_sliding = policies.pivot(index="day", columns="policy")
 fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.0), sharex=True)
-for i, name in enumerate(POLICIES):
+for i, (name, marker) in enumerate(zip(POLICIES, "osD^", strict=True)):
     for ax, metric in zip(axes, ("log_loss", "revenue"), strict=True):
         ratio = versus_sliding[metric][name] / versus_sliding[metric]["sliding window"]
-        ax.plot(ratio.index, ratio - 1, label=name, color=f"C{i}")
+        ax.plot(ratio.index, ratio - 1, label=name, color=f"C{i}", marker=marker, ms=4)
 axes[0].set(xlabel="day", ylabel="vs the sliding window",
             title="Log loss (lower is better)")
 axes[1].set(xlabel="day", ylabel="vs the sliding window",
@@ -1107,9 +1153,20 @@ assert late_alerts.empty and (cost > 0).all().all()   # still above the oracle
 # ```{exercise} PSI by hand
 # :label: ex-step7-psi
 #
-# Write `my_psi(expected, actual, bins=10)`: bin edges at the inner quantiles of
-# `expected` (repeated edges merged), the share of each sample in each bin (floored
-# at 1e-4), then the sum over bins of `(a - e) * ln(a / e)`.
+# Write `my_psi(expected, actual, bins=10)`:
+#
+# 1. bin edges at the inner quantiles of `expected` (at 0.1, 0.2, ..., 0.9 for ten
+#    bins), repeated edges merged;
+# 2. a value that fills more than one bin (its edge repeats, like the 0 of a feature
+#    that is often 0) gets a bin of its own: add an edge just above it
+#    (`np.nextafter(edge, np.inf)`), so that the values above it are binned apart;
+# 3. the share of each sample in each bin, a bin running from its lower edge up to,
+#    not including, its upper edge (`np.searchsorted(edges, x, side="right")`),
+#    floored at 1e-4;
+# 4. the sum over bins of `(a - e) * ln(a / e)`.
+#
+# The check compares it with `adsys.monitoring.psi` on a few cases, the last one a
+# feature like the view share: often exactly 0, continuous above.
 # ```
 
 # %% [markdown]
@@ -1119,7 +1176,9 @@ assert late_alerts.empty and (cost > 0).all().all()   # still above the oracle
 
 # %%
 def my_psi(expected, actual, bins=10):
-    edges = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1))[1:-1])
+    edges, repeats = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1))[1:-1],
+                               return_counts=True)
+    edges = np.union1d(edges, np.nextafter(edges[repeats > 1], np.inf))   # own bins
     n_bins = len(edges) + 1
     e = np.bincount(np.searchsorted(edges, expected, side="right"), minlength=n_bins)
     a = np.bincount(np.searchsorted(edges, actual, side="right"), minlength=n_bins)
@@ -1167,8 +1226,11 @@ ax.plot(sizes, [np.median(null[n]) for n in sizes], marker="o", ls=":", color="C
 ax.plot(sizes, [np.quantile(shifted[n], 0.1) for n in sizes], marker="s", color="C3",
         label=f"{BROKEN:.0%} of rows broken: exceeded on 9 days in 10")
 ax.axhline(0.25, color="0.5", ls="--", lw=0.8, label="the usual 0.25")
+ax.axhline(0.1, color="0.3", ls="-.", lw=1, label='"worth a look": 0.1')
 ax.set(xscale="log", yscale="log", xlabel="rows per day in the segment",
        ylabel="PSI against 3 days of reference")
+ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+ax.xaxis.set_minor_locator(plt.NullLocator())
 ax.legend(fontsize=8)
 glue("fig_psi_noise", fig, display=False)
 plt.close(fig)
@@ -1187,7 +1249,8 @@ glue("broken", pct(BROKEN, 0), display=False)
 # PSI of the view-share feature when nothing changed (blue: the level exceeded on
 # one day in 30, and the median) and when {glue:text}`broken` of the day's rows
 # are broken (red: the level exceeded on 9 days in 10), by the segment's daily
-# size; 300 draws per point up to 300 rows, 100 above.
+# size; 300 draws per point up to 300 rows, 100 above. Grey: the usual alert level
+# (dashed) and the "worth a look" level (dash-dotted).
 # ```
 #
 # **Takeaway:** with 100 rows a day even 0.25 is crossed on

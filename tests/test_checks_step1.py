@@ -61,6 +61,19 @@ def test_position_ctr_explains_typical_mistakes(log, wrong, message):
         step1.position_ctr(wrong(log), log)
 
 
+def test_position_ctr_says_how_far_off_without_giving_the_answer_away(log):
+    ref = reference_ctr(log)
+    wrong = ref * np.array([1.0, 1.3, 1.0])
+    with pytest.raises(CheckFailed, match=r"position 2: about 1.3x too high") as failure:
+        step1.position_ctr(wrong, log)
+    assert "position 1" not in str(failure.value)
+    assert f"{ref[2]:.4f}" not in str(failure.value) and f"{ref[2]:.2%}" not in str(failure.value)
+    with pytest.raises(CheckFailed, match=r"position 3: about 2x too low"):
+        step1.position_ctr(ref * np.array([1.0, 1.0, 0.5]), log)
+    with pytest.raises(CheckFailed, match=r"slightly too low \(rounded\?\)"):
+        step1.position_ctr(ref * 0.997, log)
+
+
 # ----- eCPM ranking --------------------------------------------------------------
 
 # Ranked by pCTR: 10, 11, 12; by bid: 13, 14, 17; by eCPM = bid x pCTR: 15, 16, 17.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -49,13 +50,22 @@ def test_ne_accepts_the_reference_and_a_base_2_computation(clicks, capsys):
     (lambda y, p, ne, loss: -ne, "sign is flipped"),
     (lambda y, p, ne, loss: loss / math.log(2), "fair coin"),
     (lambda y, p, ne, loss: loss / (-y.mean() * np.log(y.mean())), "second term"),
-    (lambda y, p, ne, loss: 0.5, "should be"),
+    (lambda y, p, ne, loss: 0.5, r"x too (high|low)\. Compute the log loss"),
+    (lambda y, p, ne, loss: 1.3 * ne, r"about 1\.3x too high"),
 ])
 def test_ne_explains_typical_mistakes(clicks, wrong, message):
     y, p, _ = clicks
     ne, loss = metrics.normalized_entropy(y, p), metrics.log_loss(y, p)
     with pytest.raises(CheckFailed, match=message):
         check.normalized_entropy_by_hand(wrong(y, p, ne, loss), y, p)
+
+
+def test_ne_does_not_give_the_answer_away(clicks):
+    y, p, _ = clicks
+    ne = metrics.normalized_entropy(y, p)
+    with pytest.raises(CheckFailed) as failure:
+        check.normalized_entropy_by_hand(0.5, y, p)
+    assert f"{ne:.4f}" not in str(failure.value) and f"{ne:.3f}" not in str(failure.value)
 
 
 def test_ne_rejects_placeholder_nan_and_non_numbers(clicks):
@@ -107,7 +117,8 @@ def test_calibration_bug_checks_the_metric_values(clicks):
         ({**right, "calibration_ratio": 1 / right["calibration_ratio"]}, "upside down"),
         ({**right, "calibration_ratio": p_buggy.mean()}, "mean prediction"),
         ({**right, "auc": 1 - right["auc"]}, "1 - AUC"),
-        ({**right, "log_loss": 0.5}, r"should be \d"),
+        ({**right, "log_loss": 0.5}, r"x too (high|low)\. Use the functions"),
+        ({**right, "auc": right["auc"] / 1.1}, r"about 1\.1x too low"),
         ({"auc": right["auc"]}, "missing the key"),
         ([1, 2, 3], "should be a dict"),
     ]
@@ -195,6 +206,7 @@ def days_check(days):
     (math.ceil(NEEDED), "Consider rounding to whole weeks"),
     (14, "Whole weeks cover"),
     (21, "Whole weeks cover"),
+    (28, "Whole weeks cover"),          # four weeks: twice the minimum, rounded up
     (2 * NEEDED, "Consider rounding"),
     (NEEDED, "power"),
 ])
@@ -204,12 +216,39 @@ def test_experiment_days_accepts_every_defensible_length(days, message, capsys):
     assert out.startswith("Correct:") and message in out
 
 
+@pytest.mark.parametrize("formula", list(check.shortcut_sizes(CTR, LIFT)))
+def test_experiment_days_accepts_every_per_arm_size_the_sample_size_check_accepts(
+        formula, capsys):
+    # An n_per_arm the previous exercise accepted (a textbook shortcut) must not make an
+    # exact test length fail, nor one rounded to two decimals.
+    n = check.shortcut_sizes(CTR, LIFT)[formula]
+    check.sample_size(n, CTR, LIFT)
+    assert capsys.readouterr().out.startswith("Correct:")
+    days = 2 * n * EFFECT / PER_DAY
+    for answer in (days, round(days, 2)):
+        days_check(answer)
+        out = capsys.readouterr().out
+        reached = re.search(r"give the test (\d+\.\d)% power", out)
+        assert out.startswith("Correct:") and reached
+        assert ("shade under 80%" in out) == (float(reached[1]) < 80.0)
+
+
+def test_experiment_days_prints_power_with_one_decimal(capsys):
+    days_check(NEEDED)
+    assert re.search(r"give the test \d+\.\d% power", capsys.readouterr().out)
+    with pytest.raises(CheckFailed, match=r"only \d+\.\d% of the time"):
+        days_check(0.9 * NEEDED)
+
+
 @pytest.mark.parametrize("days, message", [
     (2 * N_ARM / PER_DAY, "would do if impressions were independent"),
     (N_ARM * EFFECT / PER_DAY, "each arm a full day's impressions"),
     (N_ARM / PER_DAY, "leaves out the design effect"),
     (3, "too short"),
     (0.5, "too short"),
+    (0.95 * NEEDED, "too short"),
+    (29, "longer than the measurements defend"),
+    (35, "longer than the measurements defend"),
     (60, "longer than the measurements defend"),
     (365, "longer than the measurements defend"),
     (-7, "positive number of days"),

@@ -48,13 +48,22 @@ def test_recall_accepts_the_reference_solution(scored, capsys):
     (lambda h, c, g: 1 - recall_at_k(h, c, g, 8, 3), "loses"),
     (lambda h, c, g: recall_at_k(h, c, g, 3, 8), "k and m are swapped"),
     (lambda h, c, g: recall_at_k(c, h, g, 8, 3), "scores are swapped"),
-    (lambda h, c, g: 0.123, "should be"),
+    (lambda h, c, g: 0.123, "is too (high|low)"),
     (lambda h, c, g: 1.7, "not a share"),
 ])
 def test_recall_explains_typical_mistakes(scored, wrong, message):
     heavy, light, groups = scored
     with pytest.raises(CheckFailed, match=message):
         step5.recall_by_hand(wrong(heavy, light, groups), heavy, light, groups, k=8, m=3)
+
+
+def test_recall_does_not_give_the_answer_away(scored):
+    heavy, light, groups = scored
+    want = recall_at_k(heavy, light, groups, 8, 3)
+    for wrong in (want - 0.05, want + 0.05):
+        with pytest.raises(CheckFailed, match="too (high|low)") as failed:
+            step5.recall_by_hand(wrong, heavy, light, groups, k=8, m=3)
+        assert f"{want:.4f}" not in str(failed.value)
 
 
 def test_recall_recognises_precision_and_pooling():
@@ -101,11 +110,19 @@ def test_machines_accepts_the_rounded_up_count_and_a_spare(capsys):
     (math.ceil(CORES / 16 * 0.25), "multiplied instead of divided"),
     (math.ceil(CORES / 16 * 1000), "seconds, not milliseconds"),
     (math.ceil(CORES), "number of cores"),
-    (500, "should be 14"),
+    (500, "too many"),
+    (3, "too few"),
 ])
 def test_machines_explains_typical_mistakes(answer, message):
     with pytest.raises(CheckFailed, match=message):
         step5.machines_needed(answer, **LOAD)
+
+
+@pytest.mark.parametrize("answer", [3, 500, CORES / 16, math.floor(CORES / 16)])
+def test_machines_does_not_give_the_answer_away(answer):
+    with pytest.raises(CheckFailed) as failed:
+        step5.machines_needed(answer, **LOAD)
+    assert str(MACHINES) not in str(failed.value)
 
 
 def test_machines_rejects_bad_parameters():

@@ -84,12 +84,20 @@ def test_ips_accepts_the_estimate(log: dict, capsys) -> None:
     (lambda r, p, t: np.mean(r * t), "forgot to divide"),
     (lambda r, p, t: np.mean(r * t * p), "multiplied"),
     (lambda r, p, t: np.mean(r), "logged policy's own"),
-    (lambda r, p, t: 2 * ips(r, p, t), "should be"),
+    (lambda r, p, t: 2 * ips(r, p, t), "too high"),
+    (lambda r, p, t: 0.5 * ips(r, p, t), "too low"),
 ])
 def test_ips_explains_typical_mistakes(log: dict, wrong, hint: str) -> None:
     answer = wrong(log["reward"], log["logging"], log["target"])
     with pytest.raises(CheckFailed, match=hint):
         check.ips_estimate(answer, log["reward"], log["logging"], log["target"])
+
+
+def test_ips_does_not_give_the_answer_away(log: dict) -> None:
+    want = ips(log["reward"], log["logging"], log["target"])
+    with pytest.raises(CheckFailed) as failure:
+        check.ips_estimate(2 * want, log["reward"], log["logging"], log["target"])
+    assert f"{want:.5f}" not in str(failure.value)
 
 
 def test_ips_wants_a_number(log: dict) -> None:

@@ -364,6 +364,32 @@ def test_the_monitoring_figures_draw_every_segment(rng):
     assert len(fig.axes[0].lines) == 2 + 2 and fig.axes[0].get_yscale() == "log"
 
 
+def test_the_monitoring_figures_show_the_band_the_segment_and_the_crossing_columns(rng):
+    monitor = Monitor(["share", "pctr"], quality_by=["device"], drift_by="device",
+                      prediction="pctr")
+    for day in range(4):
+        monitor.observe(day, day_of_traffic(rng, n=3000, broken=day == 3))
+    fig = quality_figure(monitor.quality, "device", events={"fault": 3},
+                         band=(0.97, 1.03), highlight="mobile")
+    calibration = fig.axes[0]
+    assert [p.get_label() for p in calibration.patches] == ["target 0.97-1.03"]
+    segments = {line.get_label(): line for line in calibration.lines
+                if line.get_marker() != "None"}              # the devices, not all traffic
+    assert len({line.get_marker() for line in segments.values()}) == len(segments) >= 2
+    widths = {label: line.get_linewidth() for label, line in segments.items()}
+    assert widths["mobile"] == max(widths.values()) > min(widths.values())
+    top = max(np.nanmax(line.get_ydata()) for line in calibration.lines
+              if not line.get_label().startswith("_"))
+    assert calibration.get_ylim()[1] > top          # headroom for the event's name
+    fig = drift_figure(monitor.drift, events={"fault": 3})
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[0] == "share" and "pctr" not in legend   # only the broken column crossed
+    assert any(t.startswith("1 other column,") for t in legend)
+    (share,) = [line for line in ax.lines if line.get_label() == "share"]
+    assert ax.get_ylim()[1] > share.get_ydata().max()
+
+
 def test_the_command_line_writes_a_monitoring_report_that_catches_its_fault(tmp_path,
                                                                             capsys):
     from adsys.__main__ import main

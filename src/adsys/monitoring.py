@@ -491,9 +491,15 @@ class Monitor:
                 "drift": records(self.drift), "alerts": records(self.alerts)}
 
 
-def quality_figure(quality: pd.DataFrame, segment: str, events: dict[str, int] | None = None):
+def quality_figure(quality: pd.DataFrame, segment: str, events: dict[str, int] | None = None,
+                   band: tuple[float, float] | None = None, highlight: str | None = None):
     """Calibration and NE by day, overall and for each value of ``segment`` (from
-    :attr:`Monitor.quality`); ``events`` marks known days (e.g. ``{"shift": 14}``)."""
+    :attr:`Monitor.quality`); ``events`` marks known days (e.g. ``{"shift": 14}``).
+
+    ``band`` shades a target range of calibration (e.g. ``(0.97, 1.03)``);
+    ``highlight`` draws one value of ``segment`` (e.g. ``"mobile"``) bolder than the
+    others. Each value also has its own marker, so the lines differ beyond colour.
+    """
     import matplotlib.pyplot as plt
 
     from adsys import plots
@@ -501,8 +507,18 @@ def quality_figure(quality: pd.DataFrame, segment: str, events: dict[str, int] |
     plots.style()
     fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.0), sharex=True)
     rows = quality[quality["segment"].isin(["all", segment])]
+    markers = iter(["o", "s", "^", "D", "v", "P", "X", "*"] * 4)
+    if band is not None:
+        axes[0].axhspan(*band, color="0.6", alpha=0.3, lw=0,
+                        label=f"target {band[0]:g}-{band[1]:g}")
+    axes[0].axhline(1.0, color="0.5", lw=0.8, ls=":")
     for (kind, value), part in rows.groupby(["segment", "value"], sort=False):
-        style = {"color": "black", "lw": 2} if kind == "all" else {"lw": 1}
+        if kind == "all":
+            style = {"color": "black", "lw": 2}
+        else:
+            bold = highlight is None or str(value) == str(highlight)
+            style = {"marker": next(markers), "ms": 3.5 if bold else 3,
+                     "lw": 1.6 if bold else 0.9, "alpha": 1.0 if bold else 0.55}
         label = "all traffic" if kind == "all" else str(value)
         axes[0].plot(part["day"], part["calibration"], label=label, **style)
         axes[1].plot(part["day"], part["ne"], label=label, **style)
@@ -510,16 +526,18 @@ def quality_figure(quality: pd.DataFrame, segment: str, events: dict[str, int] |
                             (axes[1], "Normalized entropy", "NE (lower is better)")):
         ax.set(title=f"{title} by {segment.removeprefix('f_')}", xlabel="day", ylabel=unit)
         _mark(ax, events)
-    axes[0].axhline(1.0, color="0.5", lw=0.8, ls=":")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center",
-               ncol=4, fontsize=8)
+               ncol=5, fontsize=8)
     return fig
 
 
 def drift_figure(drift: pd.DataFrame, threshold: float = PSI_ALERT,
                  events: dict[str, int] | None = None):
     """The largest PSI of each column over its segments, by day (from
-    :attr:`Monitor.drift`), on a log scale with the alert threshold."""
+    :attr:`Monitor.drift`), on a log scale with the alert threshold.
+
+    Columns that cross the threshold on some day get a colour and a legend entry; the
+    others are drawn in light grey, together."""
     import matplotlib.pyplot as plt
 
     from adsys import plots
@@ -527,19 +545,39 @@ def drift_figure(drift: pd.DataFrame, threshold: float = PSI_ALERT,
     plots.style()
     fig, ax = plt.subplots(figsize=(7.0, 3.2))
     worst = drift.groupby(["column", "day"])["psi"].max().clip(lower=1e-4)
-    for column, series in worst.groupby(level="column"):
-        ax.plot(series.index.get_level_values("day"), series.to_numpy(), marker=".",
-                lw=1, label=column.removeprefix("f_"))
+    peak = worst.groupby(level="column").max().sort_values(ascending=False)
+    loud = list(peak.index[peak > threshold])
+    quiet = [c for c in peak.index if c not in loud]
+    colours = iter(["C0", "C1", "C4", "C2", "C5", "C6", "C8", "C9"] * 2)
+    for column in [*loud, *quiet]:          # loud first in the legend, on top by zorder
+        series = worst.xs(column, level="column")
+        if column in loud:
+            style = {"color": next(colours), "lw": 1.5, "ms": 5, "zorder": 3,
+                     "label": column.removeprefix("f_")}
+        else:
+            style = {"color": "0.75", "lw": 0.8, "ms": 3, "zorder": 2,
+                     "label": (f"{len(quiet)} other column{'s' * (len(quiet) > 1)}, "
+                               f"never above {threshold:g}" if column == quiet[0] else None)}
+        ax.plot(series.index, series.to_numpy(), marker=".", **style)
     ax.axhline(threshold, color="C3", ls="--", lw=1, label=f"alert: PSI {threshold:g}")
     ax.set(yscale="log", xlabel="day", ylabel="PSI (largest over segments)",
            title="Drift of each monitored column against the days before")
     _mark(ax, events)
-    ax.legend(fontsize=7, ncol=2, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left")
     return fig
 
 
 def _mark(ax, events: dict[str, int] | None) -> None:
-    for name, day in (events or {}).items():
+    """Mark each event's day with a dashed line, its name at the top, in headroom added
+    above the data so that the name does not sit on a line."""
+    if not events:
+        return
+    low, high = ax.get_ylim()
+    if ax.get_yscale() == "log":
+        ax.set_ylim(low, high * (high / low) ** 0.15)
+    else:
+        ax.set_ylim(low, high + 0.15 * (high - low))
+    for name, day in events.items():
         ax.axvline(day, color="0.4", lw=0.8, ls="--")
         ax.annotate(name, (day, 1.0), xycoords=("data", "axes fraction"), fontsize=8,
                     ha="left", va="top", xytext=(2, -2), textcoords="offset points")

@@ -93,9 +93,20 @@ def spend_figure(result: DayResult) -> Figure:
     return fig
 
 
+def hourly_ctr(result: DayResult) -> pd.DataFrame:
+    """Observed CTR of the shown ads in each hour, with the impressions behind it and
+    the half-width of its 95% interval (normal approximation to the binomial,
+    1.96 x sqrt(CTR x (1 - CTR) / impressions))."""
+    clicked = billed_log(result)["clicked"].groupby(result.impressions["hour"])
+    table = pd.DataFrame({"ctr": clicked.mean(), "impressions": clicked.size()})
+    table["half_width_95"] = 1.96 * np.sqrt(table["ctr"] * (1 - table["ctr"])
+                                            / table["impressions"])
+    return table.rename_axis("hour")
+
+
 def ctr_figure(results: list[DayResult], labels: list[str] | None = None) -> Figure:
-    """Observed CTR of the shown ads by hour, one line per result (labelled by day
-    unless ``labels`` are given)."""
+    """Observed CTR of the shown ads by hour with 95% intervals, one line per result
+    (labelled by day unless ``labels`` are given); the axis starts at zero."""
     plots.style()
     labels = labels or [f"day {result.day}" for result in results]
     if len(labels) != len(results):
@@ -105,11 +116,12 @@ def ctr_figure(results: list[DayResult], labels: list[str] | None = None) -> Fig
     for result, label in zip(results, labels, strict=True):
         if not len(result.impressions):
             continue
-        log = billed_log(result)
-        by_hour = log["clicked"].groupby(result.impressions["hour"]).mean()
-        ax.plot(by_hour.index, by_hour.to_numpy(), marker="o", ms=3, label=label)
+        by_hour = hourly_ctr(result)
+        ax.errorbar(by_hour.index, by_hour["ctr"], yerr=by_hour["half_width_95"],
+                    marker="o", ms=3, capsize=2, label=f"{label} (bars: 95% interval)")
     ax.set(title="Click-through rate of shown ads by hour", xlabel="hour of day",
            ylabel="CTR", xticks=range(0, 24, 3))
-    plots.percent_axis(ax)
-    ax.legend()
+    ax.set_ylim(bottom=0)
+    plots.percent_axis(ax, decimals=1)
+    ax.legend(loc="lower right")
     return fig

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+import numpy as np
+
 
 class CheckFailed(AssertionError):
     """The answer is not right yet; the message says why and hints at the fix."""
@@ -38,6 +40,20 @@ def as_number(answer: object, name: str) -> float:
     except (TypeError, ValueError):
         raise CheckFailed(f"`{name}` should be a single number; got {type(answer).__name__}") \
             from None
+
+
+def how_far(got: float, want: float, low: str = "low", high: str = "high") -> str:
+    """How a wrong value compares with the right one, without giving the right one
+    away: its direction and, when both share a sign, its ratio ("about 1.3x too high")."""
+    if not np.isfinite(got):
+        return "not a finite number"
+    direction = high if got > want else low
+    if got * want <= 0:
+        return f"too {direction}" + (" (and of the wrong sign)" if got * want < 0 else "")
+    ratio = got / want
+    if 0.99 < ratio < 1.01:
+        return f"slightly too {direction} (rounded?)"
+    return f"about {max(ratio, 1 / ratio):.3g}x too {direction}"
 
 
 def explain_known_mistake(name: str, answer: object,

@@ -13,6 +13,7 @@ from adsys.checks import (
     CheckFailed,
     as_number,
     explain_known_mistake,
+    how_far,
     passed,
     require,
     require_answer,
@@ -92,11 +93,14 @@ def position_ctr(ctr_by_position: object, log: pd.DataFrame) -> None:
          "by that position's impressions, not by the total number of clicks."),
     ]
     explain_known_mistake("ctr_by_position", got, mistakes, _close)
+    off = [f"position {p}: {how_far(g, w)}"
+           for p, g, w in zip(reference.index, got, want, strict=True)
+           if not _close(np.array([g]), np.array([w]))]
     raise CheckFailed(
-        f"`ctr_by_position` should be {', '.join(f'{v:.4f}' for v in want)} for positions "
-        f"{', '.join(str(p) for p in reference.index)}; got "
-        f"{', '.join(f'{v:.4f}' for v in got)}. Group `log` by `position` and take the mean "
-        "of `clicked` in each group.")
+        f"`ctr_by_position` is not the CTR of each position ({'; '.join(off)}). Check the "
+        "denominator: group `log` by `position` and take the mean of `clicked` in each "
+        "group, the clicks in that position divided by the impressions shown there.")
+
 
 
 def ecpm_slots(slot_order: object, candidates: pd.DataFrame, n_slots: int = 3) -> None:

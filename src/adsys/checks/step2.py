@@ -17,6 +17,7 @@ from adsys.checks import (
     CheckFailed,
     as_number,
     explain_known_mistake,
+    how_far,
     passed,
     require,
     require_answer,
@@ -27,6 +28,7 @@ PERCENTILE_METHODS = ("linear", "lower", "higher", "nearest", "midpoint", "inver
 
 def _close(a: float, b: float, rtol: float = 1e-6) -> bool:
     return math.isclose(a, b, rel_tol=rtol, abs_tol=1e-12)
+
 
 
 def _timings(name: str, values: object) -> np.ndarray:
@@ -83,9 +85,9 @@ def p99_latency(p99_ms: object, timings_ns: object) -> None:
     ]
     explain_known_mistake("p99_ms", got, mistakes, lambda a, b: _close(a, b, rtol=1e-3))
     raise CheckFailed(
-        f"`p99_ms` should be about {want:.3f} ms (anything from {low:.3f} to {high:.3f} "
-        f"depending on how the percentile interpolates); got {got:.6g}. Convert "
-        "`timings_ns` to milliseconds (divide by 1e6), then take `np.percentile(..., 99)`.")
+        f"`p99_ms` = {got:.6g} is {how_far(got, want)} for the 99th percentile of these "
+        "timings. Convert `timings_ns` to milliseconds (divide by 1e6), then take "
+        "`np.percentile(..., 99)`.")
 
 
 def _positive(name: str, value: float) -> float:
@@ -154,7 +156,7 @@ def cores_needed(cores_1m: object, avg_qps: float, cpu_ms_per_request: float,
                 if _close(got, wrong, rtol=1e-3) or got == math.ceil(wrong):
                     raise CheckFailed(f"`cores_1m` = {got:,.6g}: " + "; and ".join(texts) + ".")
     raise CheckFailed(
-        f"`cores_1m` should be about {want:,.1f}; got {got:,.6g}. Cores = average QPS x "
+        f"`cores_1m` = {got:,.6g} is {how_far(got, want)}. Cores = average QPS x "
         "peak-to-mean ratio x CPU-seconds per request / target utilization.")
 
 
@@ -251,7 +253,9 @@ def _options(runs: pd.DataFrame, log_loss: pd.Series, budget: float,
              column: str) -> pd.DataFrame:
     """Every measured (model, candidates) pair: its p99, its median, whether it fits the
     budget (by the linear p99, or only by some other percentile method: "on the
-    edge"), and whether another pair that fits dominates it."""
+    edge"), and whether another pair that fits by the linear p99 dominates it. Edge
+    pairs are accepted when nothing dominates them, but never dominate another pair:
+    a pair plainly within budget must not be rejected for one that barely fits."""
     rows = []
     for (model, count), wall in runs.groupby(["model", "candidates"])[column]:
         p99s = [float(np.percentile(wall, 99, method=m)) for m in PERCENTILE_METHODS]
@@ -260,7 +264,7 @@ def _options(runs: pd.DataFrame, log_loss: pd.Series, budget: float,
                      "median": float(wall.median()), "log_loss": float(log_loss[model])})
     options = pd.DataFrame(rows)
     # Most candidates first, then the lowest log loss: the strongest dominating pair.
-    fitting = options[options["fits_any"]].sort_values(["candidates", "log_loss"],
+    fitting = options[options["fits"]].sort_values(["candidates", "log_loss"],
                                                        ascending=[False, True])
     options["dominated_by"] = [
         next(((o.model, o.candidates) for o in fitting.itertuples()
@@ -274,11 +278,12 @@ def model_and_candidates(choice: object, runs: pd.DataFrame, log_loss: object,
                          budget_ms: float, column: str = "wall_ms") -> None:
     """Judge a (model, candidate count) choice against a p99 latency budget.
 
-    Defensible: the pair's measured p99 fits the budget, and no other pair that fits
-    scores at least as many candidates with a log loss at least as low (one of the
-    two strictly better). Between defensible pairs the choice is a trade-off (more
-    candidates with a weaker model, or fewer with a stronger one behind a cheap first
-    stage); the check names them all.
+    Defensible: the pair's measured p99 fits the budget (by any usual percentile
+    method), and no other pair that fits (by the linear p99) scores at least as many
+    candidates with a log loss at least as low (one of the two strictly better).
+    Between defensible pairs the choice is a trade-off (more candidates with a weaker
+    model, or fewer with a stronger one behind a cheap first stage); the check names
+    them all.
 
     Parameters
     ----------

@@ -18,6 +18,7 @@ from adsys.checks import (
     CheckFailed,
     as_number,
     explain_known_mistake,
+    how_far,
     passed,
     require,
     require_answer,
@@ -30,6 +31,7 @@ LN10 = math.log(10.0)
 def _close(a: float, b: float, rtol: float = 1e-6) -> bool:
     return bool(np.isfinite(a) and np.isfinite(b) and math.isclose(a, b, rel_tol=rtol,
                                                                    abs_tol=1e-12))
+
 
 
 def _entropy(q: float) -> float:
@@ -95,7 +97,7 @@ def normalized_entropy_by_hand(ne_by_hand: object, y: ArrayLike, p: ArrayLike) -
     ]
     explain_known_mistake("ne_by_hand", got, mistakes, _close)
     raise CheckFailed(
-        f"`ne_by_hand` should be {want:.4f}; got {got:.4f}. Compute the log loss "
+        f"`ne_by_hand` = {got:.4f} is {how_far(got, want)}. Compute the log loss "
         "-mean(y log p + (1 - y) log(1 - p)), then divide it by the entropy of q = mean(y), "
         "-(q log q + (1 - q) log(1 - q)), with the same log base in both.")
 
@@ -162,9 +164,9 @@ def calibration_bug(bug_metrics: object, bug_detector: object, y: ArrayLike,
             require(not _close(got[name], 1 - want[name]),
                     "`bug_metrics['auc']` is 1 - AUC: the scores are ranked the wrong way "
                     "round. Higher predictions should mean more likely clicks.")
-        raise CheckFailed(f"`bug_metrics['{name}']` should be {want[name]:.4f}; got "
-                          f"{got[name]:.4f}. Use the functions of adsys.metrics on "
-                          "(y, p_buggy).")
+        raise CheckFailed(f"`bug_metrics['{name}']` = {got[name]:.4f} is "
+                          f"{how_far(got[name], want[name])}. Use the functions of "
+                          "adsys.metrics on (y, p_buggy).")
     require(isinstance(bug_detector, str),
             f"`bug_detector` should be the name of a metric, a string such as "
             f"'calibration_ratio'; got {type(bug_detector).__name__}.")
@@ -295,9 +297,8 @@ def sample_size(n_per_arm: object, base_rate: float, relative_lift: float,
         (size(power=0.9), f"this has 90% power; the question asks for {power:.0%}."),
     ]
     explain_known_mistake("n_per_arm", got, mistakes, near)
-    hint = "too small" if got < want else "too large"
     raise CheckFailed(
-        f"`n_per_arm` should be {want:,} impressions per arm; got {got:,.0f} ({hint}). Use "
+        f"`n_per_arm` = {got:,.0f} is {how_far(got, want, 'small', 'large')}. Use "
         "experiment.sample_size_per_arm(base_rate, relative_lift) with the measured CTR as "
         "the base rate and the lift as a relative fraction (0.05 for +5%), or the concept "
         "page's formula.")
@@ -311,14 +312,17 @@ def _power_after(days: float, base_rate: float, relative_lift: float,
 
 
 def experiment_days(test_days: object, base_rate: float, relative_lift: float,
-                  impressions_per_day: float, design_effect: float, alpha: float = 0.05,
-                  power: float = 0.8) -> None:
+                    impressions_per_day: float, design_effect: float, alpha: float = 0.05,
+                    power: float = 0.8) -> None:
     """Judge a chosen test length (a judgment call: a range of answers is defensible).
 
     Defensible: at least the days a 50/50 user-randomized test needs for ``power``
-    (impressions per arm from :func:`adsys.experiment.sample_size_per_arm`, times the
-    design effect, over half a day's impressions), and at most the larger of twice
-    that and that rounded up to whole weeks plus one week.
+    (impressions per arm times the design effect, over half a day's impressions), and
+    at most twice that, rounded up to whole weeks. The shortest length accepted comes
+    from the smallest per-arm size :func:`sample_size` accepts (the package's
+    :func:`adsys.experiment.sample_size_per_arm` or a textbook shortcut), less 1% for
+    rounding, so an answer built on an accepted ``n_per_arm`` is accepted too; the
+    longest from the package's size.
 
     Parameters
     ----------
@@ -343,11 +347,13 @@ def experiment_days(test_days: object, base_rate: float, relative_lift: float,
     independent = 2 * n / impressions_per_day
     needed = independent * design_effect
     weeks = 7 * math.ceil(needed / 7)
-    longest = max(2 * needed, weeks + 7)
+    longest = 7 * math.ceil(2 * needed / 7)
+    smallest_n = min(n, *shortcut_sizes(base_rate, relative_lift, alpha, power).values())
+    shortest = 0.99 * 2 * smallest_n * design_effect / impressions_per_day
     reached = _power_after(got, base_rate, relative_lift, impressions_per_day, design_effect,
                            alpha)
-    if got < needed * (1 - 1e-9):
-        short = f"At {got:g} days its power is {reached:.0%}, not {power:.0%}."
+    if got < shortest:
+        short = f"At {got:g} days its power is {reached:.1%}, not {power:.0%}."
         mistakes = [
             (independent, f"`test_days` = {got:g} would do if impressions were independent "
              f"({independent:.1f} days), but users are randomized and one user's "
@@ -366,7 +372,7 @@ def experiment_days(test_days: object, base_rate: float, relative_lift: float,
                 raise CheckFailed(explanation)
         raise CheckFailed(
             f"`test_days` = {got:g} is too short: the test would detect a {relative_lift:+.0%} "
-            f"lift only {reached:.0%} of the time (target {power:.0%}). A test that misses "
+            f"lift only {reached:.1%} of the time (target {power:.0%}). A test that misses "
             "real lifts most of the time wastes its traffic and, worse, gets read as 'no "
             f"effect'. It needs at least {needed:.1f} days: 2 x impressions per arm x "
             "design effect / impressions per day.")
@@ -375,17 +381,22 @@ def experiment_days(test_days: object, base_rate: float, relative_lift: float,
                                 design_effect, alpha)
         raise CheckFailed(
             f"`test_days` = {got:g} is longer than the measurements defend: {needed:.1f} days "
-            f"already give {power:.0%} power, and {weeks} days (whole weeks) {at_weeks:.0%}. "
+            f"already give {power:.0%} power, and {weeks} days (whole weeks) {at_weeks:.1%}. "
             f"At {got:g} days power is {reached:.1%}: the extra days buy almost nothing "
             "and cost a later decision and traffic other experiments could use. Choose "
-            f"between {needed:.1f} and {longest:.0f} days.")
+            f"between {needed:.1f} and {longest} days (twice the minimum, rounded up to "
+            "whole weeks).")
     whole_weeks = math.isclose(got / 7, round(got / 7))
     advice = ("Whole weeks cover weekday and weekend users alike." if whole_weeks else
               f"Consider rounding to whole weeks ({weeks} days): weekday and weekend users "
               "differ, and a test that covers part of a week over-weights some days.")
-    passed(f"{got:g} days give the test {reached:.0%} power to detect a {relative_lift:+.0%} "
-           f"lift (it needs {needed:.1f} days for {power:.0%}: {independent:.1f} days of "
-           f"independent impressions times the design effect of {design_effect:.2f}). "
-           f"{advice} Longer buys power and room for novelty effects to fade; shorter "
-           "frees traffic and decides sooner. Fix the length before starting and do not "
-           "stop at the first significant peek.")
+    margin = ("" if reached >= power - 5e-4 else   # as printed, to one decimal
+              f" That is a shade under {power:.0%}: your per-arm size came from a shortcut "
+              "formula (or was rounded) a little below the package's; at a CTR this small "
+              "it is close enough for planning, and rounding up to whole weeks settles it.")
+    passed(f"{got:g} days give the test {reached:.1%} power to detect a {relative_lift:+.0%} "
+           f"lift (the package's size needs {needed:.1f} days for {power:.0%}: "
+           f"{independent:.1f} days of independent impressions times the design effect of "
+           f"{design_effect:.2f}).{margin} {advice} Longer buys power and room for novelty "
+           "effects to fade; shorter frees traffic and decides sooner. Fix the length before "
+           "starting and do not stop at the first significant peek.")

@@ -77,11 +77,15 @@ def recall_by_hand(blind_recall: object, reference_scores: ArrayLike,
     explain_known_mistake("blind_recall", got, mistakes, lambda a, b: _close(a, b, 1e-6))
     require(0 <= got <= 1, f"`blind_recall` = {got:.6g} is not a share: recall is between "
             "0 and 1.")
+    likely = (f"a cheap top of more than {k} pairs?" if got > want else
+              f"a cheap top of fewer than {k} pairs, or a request with fewer than {m} "
+              f"pairs divided by {m}?")
     raise CheckFailed(
-        f"`blind_recall` should be {want:.4f}; got {got:.6g}. For each request, rank its "
-        f"pairs by the heavy score and by the cheap score (ties by position), count how "
-        f"many of the heavy top {m} have a cheap rank of at most {k}, divide by {m}, and "
-        "average over requests.")
+        f"`blind_recall` = {got:.6g} is too {'high' if got > want else 'low'} ({likely}). "
+        f"For each request, rank its pairs by the heavy score and by the cheap "
+        f"score (ties by position), count how many of the heavy top {m} have a cheap rank "
+        f"of at most {k}, divide by the size of that top (at most {m}), and average over "
+        "requests.")
 
 
 def machines_needed(machines_1m: object, cpu_ms_per_request: float, avg_qps: float,
@@ -111,11 +115,11 @@ def machines_needed(machines_1m: object, cpu_ms_per_request: float, avg_qps: flo
                f"utilization, over {cores_per_machine} cores per machine.")
         return
     require(not _close(got, exact, 1e-3) or exact == want,
-            f"`machines_1m` = {got:,.2f}: round up to whole machines ({want:,}); part of a "
-            "machine cannot be bought, and rounding down leaves the peak unserved.")
+            f"`machines_1m` = {got:,.2f}: round up to whole machines; part of a machine "
+            "cannot be bought, and rounding down leaves the peak unserved.")
     require(got != math.floor(exact) or exact == want,
             f"`machines_1m` = {got:,.0f} is rounded down: {exact:,.2f} machines of work do not "
-            f"fit in {got:,.0f}. Round up ({want:,}).")
+            f"fit in {got:,.0f}. Round up.")
     mistakes = [
         (math.ceil(exact / peak_to_mean - 1e-9), "this sizes the fleet for the average load; "
          f"the evening peak is {peak_to_mean:.2f} times higher. Multiply by the peak-to-mean "
@@ -131,9 +135,9 @@ def machines_needed(machines_1m: object, cpu_ms_per_request: float, avg_qps: flo
     ]
     explain_known_mistake("machines_1m", got, mistakes, lambda a, b: a in (b, b + 1))
     raise CheckFailed(
-        f"`machines_1m` should be {want:,} (machines of {cores_per_machine} cores); got "
-        f"{got:,.6g}. Cores = average QPS x peak-to-mean x CPU-seconds per request / "
-        "utilization; machines = cores / cores per machine, rounded up.")
+        f"`machines_1m` = {got:,.6g} is too {'many' if got > want else 'few'} machines of "
+        f"{cores_per_machine} cores. Cores = average QPS x peak-to-mean x CPU-seconds per "
+        "request / utilization; machines = cores / cores per machine, rounded up.")
 
 
 def choose_k(chosen_k: object, options: pd.DataFrame, budget_ms: float) -> None:

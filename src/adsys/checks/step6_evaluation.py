@@ -155,8 +155,9 @@ def ips_estimate(estimate: object, reward: ArrayLike, logging_propensity: ArrayL
     ]
     explain_known_mistake("estimate", got, mistakes,
                           lambda a, b: bool(np.isclose(a, b, rtol=1e-6, atol=1e-12)))
-    raise CheckFailed(f"`estimate` should be {want:.5f}; got {got:.5f}. IPS = mean over all "
-                      "logged decisions of reward x target_propensity / logging_propensity.")
+    raise CheckFailed(f"`estimate` = {got:.5f} is too {'high' if got > want else 'low'}. "
+                      "IPS = mean over all logged decisions of reward x target_propensity / "
+                      "logging_propensity.")
 
 
 DECISIONS = ("launch", "iterate", "rebuild")
