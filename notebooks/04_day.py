@@ -469,6 +469,9 @@ glue("lev_revenue",
      f"The platform's revenue that day is {pct(abs(rev_change))} "
      f"{'higher' if rev_change > 0 else 'lower'} with the multiplier, a difference too small "
      "for one day and one seed to call.", display=False)
+glue("lev_revenue_page", f"earned the platform {pct(-rev_change)} less"
+     if rev_change < -0.01 else f"changed the platform's revenue by {rev_change:+.1%}, "
+     "too little for one day to call", display=False)
 within = lever.loc["within 95-100% of budget"]
 glue("lev_in_range", f"{pct(within['throttle'], 0)} throttled and "
      f"{pct(within['bid multiplier'], 0)} with the multiplier", display=False)
