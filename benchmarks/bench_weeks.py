@@ -28,7 +28,7 @@ from _common import pin_one_core, save
 from threadpoolctl import threadpool_limits
 
 import adsys.simulate as loop
-from adsys.monitoring import WATCHED_COLUMNS, Monitor
+from adsys.monitoring import WATCHED_COLUMNS, Monitor, segment_metrics
 from adsys.prediction import LogisticClickModel
 from adsys.retraining import fit_on_days
 from adsys.serving import FeatureFault
@@ -130,6 +130,9 @@ def monitor(store: LogStore, config: SimulationConfig, events: dict[str, int],
     first = {name: alerts.loc[alerts["day"] == day, "message"].tolist()
              for name, day in events.items()}
     checks = len(quiet) * (len(WATCHED_COLUMNS) * 4 + 1 + 3 + 16)
+    quiet_alerts = alerts[alerts["day"].isin(false_days)]
+    traced = [top_ad(store, config, row) for row in quiet_alerts.to_dict("records")
+              if row["kind"] == "calibration" and row["segment"] != "all"]
     return {
         "seconds_per_day": round(seconds / max(len(store.days()), 1), 3),
         # moves are measured from the second day on; calibration alerts wait for
@@ -141,9 +144,29 @@ def monitor(store: LogStore, config: SimulationConfig, events: dict[str, int],
         "quiet_days": quiet,
         "false_alarm_days": false_days,
         "false_alarm_day_rate": round(len(false_days) / max(len(quiet), 1), 3),
-        "false_alarm_messages": alerts.loc[alerts["day"].isin(false_days), "message"].tolist(),
+        "false_alarm_messages": quiet_alerts["message"].tolist(),
+        "false_calibration_alarms_by_top_ad": traced,
         "checks_on_quiet_days_approx": checks,
     }
+
+
+def top_ad(store: LogStore, config: SimulationConfig, alert: dict) -> dict:
+    """The drill-down behind a segment's calibration alert: the ad whose predicted
+    clicks miss its clicks the most, in the alert's direction, in that segment that
+    day, and its share of the segment's miss. One ad carrying most of it is a model
+    error on that ad (an id weight fitted to a lucky day, say), not a change in the
+    world."""
+    day, segment, value = alert["day"], alert["segment"], alert["value"]
+    log = store.join_clicks(config.attribution_window, days=[day],
+                            columns=["ad_id", segment, "pctr_shown"])
+    per_ad = segment_metrics(log[log[segment].astype(str) == str(value)], ["ad_id"])
+    excess = per_ad["mean_prediction"] * per_ad["impressions"] - per_ad["clicks"]
+    excess *= 1 if alert["observed"] > 1 else -1      # over- or under-prediction
+    ad = excess.idxmax()
+    return {"day": int(day), "segment": segment, "value": str(value), "ad_id": int(ad),
+            "share_of_excess": round(float(excess[ad] / excess.sum()), 3),
+            "impressions": int(per_ad.loc[ad, "impressions"]),
+            "calibration": round(float(per_ad.loc[ad, "calibration"]), 2)}
 
 
 def window_scaling(store: LogStore, world: World, config: SimulationConfig,
