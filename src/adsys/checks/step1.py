@@ -102,7 +102,6 @@ def position_ctr(ctr_by_position: object, log: pd.DataFrame) -> None:
         "group, the clicks in that position divided by the impressions shown there.")
 
 
-
 def ecpm_slots(slot_order: object, candidates: pd.DataFrame, n_slots: int = 3) -> None:
     """Check which candidate ads fill the slots, best first, when ranked by eCPM.
 

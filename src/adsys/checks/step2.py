@@ -30,7 +30,6 @@ def _close(a: float, b: float, rtol: float = 1e-6) -> bool:
     return math.isclose(a, b, rel_tol=rtol, abs_tol=1e-12)
 
 
-
 def _timings(name: str, values: object) -> np.ndarray:
     array = np.asarray(values, dtype=float)
     if array.ndim != 1 or array.size < 2:

@@ -33,7 +33,6 @@ def _close(a: float, b: float, rtol: float = 1e-6) -> bool:
                                                                    abs_tol=1e-12))
 
 
-
 def _entropy(q: float) -> float:
     """Entropy in nats of a Bernoulli(q) variable."""
     return float(-(q * np.log(q) + (1 - q) * np.log1p(-q)))
