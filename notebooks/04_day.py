@@ -463,12 +463,6 @@ cpd = lever.loc["clicks per dollar (limited campaigns)"]
 assert cpd["bid multiplier"] > cpd["throttle"]
 glue("lev_cpd_gain", pct(cpd["bid multiplier"] / cpd["throttle"] - 1, 0), display=False)
 rev_change = lever.loc["revenue ($)", "bid multiplier"] / lever.loc["revenue ($)", "throttle"] - 1
-glue("lev_revenue",
-     f"The platform earns {pct(-rev_change)} less that day, for the same reason."
-     if rev_change < -0.01 else
-     f"The platform's revenue that day is {pct(abs(rev_change))} "
-     f"{'higher' if rev_change > 0 else 'lower'} with the multiplier, a difference too small "
-     "for one day and one seed to call.", display=False)
 glue("lev_revenue_page", f"earned the platform {pct(-rev_change)} less"
      if rev_change < -0.01 else f"changed the platform's revenue by {rev_change:+.1%}, "
      "too little for one day to call", display=False)
@@ -486,7 +480,8 @@ glue("n_slots", f"{view.n_slots}", display=False)
 # {glue:text}`lev_lowest`. The multiplier buys those campaigns
 # {glue:text}`lev_cpd_gain` more clicks per dollar: it gives up the most
 # contested, most expensive auctions first, which is what makes it the common
-# method {cite}`balseiro2019learning`. {glue:text}`lev_revenue`
+# method {cite}`balseiro2019learning`. On the same day the multiplier
+# {glue:text}`lev_revenue_page`.
 #
 # So why does this system throttle? Because its controller is simple: one gain,
 # a rate that moves spend in proportion, and a cap that can bound the next step's
