@@ -931,8 +931,9 @@ why = ("That is unlikely to be bad luck in the draw of users (a 95% interval mis
        "the difference between a platform running A and one running B. Arms that "
        "compete for the same campaigns' money are a classic A/B pitfall")
 if not missed:
-    text = ("Each of the test's intervals contains the world's value; the revenue "
-            f"interval is simply too wide to confirm the change: {power}.")
+    text = ("Each of the test's intervals contains the world's value; "
+            + (f"{power}." if tiny else
+               f"the revenue interval is simply too wide to confirm the change: {power}."))
 else:
     text = (f"The test's intervals for {' and '.join(missed)} exclude the world's "
             "values" + (f" (those for {' and '.join(held)} contain them)" if held
