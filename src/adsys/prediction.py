@@ -261,7 +261,11 @@ class LogisticClickModel(_BaseClickModel):
     Parameters
     ----------
     C : float
-        Inverse L2 regularization strength (> 0).
+        Inverse L2 regularization strength (> 0). The default 0.1 is a prior on the
+        campaign and advertiser weights: with a weight per id and C = 1, a sparse
+        ad's lucky day became a weight that won it the next day's auctions at several
+        times its true click rate (the winner's curse). On held-out days 0.1 is also
+        as good or better than 1 in log loss, and L-BFGS converges in fewer steps.
     max_iter : int
         L-BFGS iterations; the default converges on the course's data.
     downsampling_rate : float in (0, 1]
@@ -274,7 +278,7 @@ class LogisticClickModel(_BaseClickModel):
 
     _weight_param = "logisticregression__sample_weight"
 
-    def __init__(self, C: float = 1.0, max_iter: int = 2000, downsampling_rate: float = 1.0,
+    def __init__(self, C: float = 0.1, max_iter: int = 2000, downsampling_rate: float = 1.0,
                  crosses: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(downsampling_rate)
         self.C = check_range("C", C, 0, np.inf, low_open=True)
