@@ -455,6 +455,8 @@ position_effect.round(3)
 glue("serving_position", f"{SERVING_POSITION}", display=False)
 glue("pred_last_ratio", f"{position_effect.iloc[-1, 0]:.2f}", display=False)
 glue("pred_last_examine", f"{position_effect.iloc[-1, 1]:.2f}", display=False)
+assert abs(position_effect.iloc[-1, 0] - position_effect.iloc[-1, 1]) < 0.05, \
+    "the prose says the position feature absorbed the position effect"
 
 # %% [markdown]
 # The model puts the last slot at {glue:text}`pred_last_ratio` of the top
@@ -610,6 +612,7 @@ glue("res_at10_fill", pct(at.loc[10, "fill_rate"]), display=False)
 glue("res_at10_slots", pct(at.loc[10, "ads_per_request"] / view.n_slots), display=False)
 glue("res_ctr0", pct(at.loc[0, "ctr"], 2), display=False)
 glue("res_ctr10", pct(at.loc[10, "ctr"], 2), display=False)
+assert at.loc[10, "ctr"] > at.loc[0, "ctr"], "the prose says the shown ads' CTR rises"
 flat = reserve_curve[reserve_curve["rpm"] >= (1 - 1e-3) * peak["rpm"]]["reserve"]
 assert (reserve_curve.loc[reserve_curve["reserve"] > flat.max(), "rpm"].diff()
         .dropna() < 0).all()

@@ -266,6 +266,7 @@ glue("recall_first_show", pct(recall.loc[K_SHOW, "user-aware, heavy's first ad"]
      display=False)
 glue("recall_aware_16", pct(aware[16], 0), display=False)
 glue("recall_aware_64", pct(aware[64]), display=False)
+assert aware[K_SHOW] < aware[16] < aware[64], "the prose says recall climbs with K"
 
 # %% [markdown]
 # ```{glue:figure} fig_recall
@@ -279,11 +280,12 @@ glue("recall_aware_64", pct(aware[64]), display=False)
 # choices than one that only knows the ad. At K = {glue:text}`k_show` the user-aware
 # model keeps {glue:text}`recall_aware_show` of the heavy top three, the user-blind
 # score {glue:text}`recall_blind_show`; the heavy model's first choice survives in
-# {glue:text}`recall_first_show` of requests. Recall grows slowly with K
-# ({glue:text}`recall_aware_16` at K = 16, {glue:text}`recall_aware_64` at K = 64): the
-# light model knows nothing of the hour, the user's age or how often they saw the ad
-# today. Recall is a proxy, though: what the funnel loses is the difference between
-# the lost ads and their replacements, which the next section measures in dollars.
+# {glue:text}`recall_first_show` of requests. Recall climbs with K
+# ({glue:text}`recall_aware_16` at K = 16, {glue:text}`recall_aware_64` at K = 64), but
+# at small K the light model misses part of the heavy top three: it knows nothing of
+# the hour, the user's age or how often they saw the ad today. Recall is a proxy,
+# though: what the funnel loses is the difference between the lost ads and their
+# replacements, which the next section measures in dollars.
 
 # %% [markdown]
 # ## 3. Revenue and clicks against the truth
@@ -410,6 +412,7 @@ at_k97.style.format("{:.1%}").format("{:.2f}", subset=["predicted / true clicks"
 
 # %% tags=["remove-cell"]
 aware_row, blind_row = at_k97.iloc[0], at_k97.iloc[1]
+assert (at_k97["predicted / true clicks"] > 1).all(), "the prose: both ratios exceed 1"
 points = 100 * (aware_row - blind_row)
 aware_ahead = (aware_row["revenue"] > aware_row["recall, heavy top 3"]
                and aware_row["eCPM kept"] > aware_row["recall, heavy top 3"])

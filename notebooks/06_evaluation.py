@@ -918,7 +918,9 @@ NEGLIGIBLE = 0.005
 tiny = abs(lift["revenue per request"]) < NEGLIGIBLE
 power = ("the world's change is too small to matter, and no test of a practical "
          "size would confirm it" if tiny else
-         f"to detect the revenue lift with 80% power, the test would need about "
+         f"to detect the revenue "
+         f"{'lift' if lift['revenue per request'] > 0 else 'cut'} with 80% power, "
+         f"the test would need about "
          f"{scale:.0f} times as many users (or days of them)")
 days = f"days {FIRST_B} to {FIRST_B + AB_DAYS - 1}"
 why = ("That is unlikely to be bad luck in the draw of users (a 95% interval misses "
@@ -957,6 +959,10 @@ glue("eval_day", f"{EVAL_DAY}", display=False)
 glue("b_revenue", "leaves revenue per request about where it was"
      if tiny else "lifts" if lift["revenue per request"] > 0 else "cuts", display=False)
 assert lift["CTR"] < 0 and lift["cost per click"] > 0
+glue("b_trade", "the higher price per click about makes up for the lost clicks"
+     if tiny else "the higher price per click more than makes up for the lost "
+     "clicks" if lift["revenue per request"] > 0 else "the higher price per click "
+     "does not make up for the lost clicks", display=False)
 first_a = day_a.impressions.query("position == 1")
 first_b = day_b.impressions.query("position == 1")
 assert first_b["bid"].mean() > first_a["bid"].mean()
@@ -968,11 +974,11 @@ glue("bid_b", f"${first_b['bid'].mean():.2f}", display=False)
 # The truth for day {glue:text}`eval_day`: B {glue:text}`b_revenue`
 # ({glue:text}`true_rpr` revenue per request), raises cost per click by
 # {glue:text}`true_cpc` and changes CTR by {glue:text}`true_ctr`.
-# {glue:text}`truth_vs_test` B trades clicks for money: its slot-1 ads bid
+# {glue:text}`truth_vs_test` B trades clicks for price: its slot-1 ads bid
 # {glue:text}`bid_b` per click on average against {glue:text}`bid_a` for A's,
-# and are clicked less often. Whether advertisers accept paying
-# {glue:text}`true_cpc_up` more per click is the business question the guardrail
-# exists to raise.
+# and are clicked less often; {glue:text}`b_trade`. Whether advertisers
+# accept paying {glue:text}`true_cpc_up` more per click is the business
+# question the guardrail exists to raise.
 
 # %% [markdown]
 # ### Test 2: C against A, the model that wins offline and loses online

@@ -552,6 +552,8 @@ assert cal["naive"] < min(cal["position feature"], cal["propensity weights"])
 assert (slot1.loc["naive", "calibration, shown in slot 3"]
         < slot1.loc["naive", "calibration, shown in slot 1"])
 assert abs(cal["position feature"] - 1) < abs(cal["naive"] - 1)
+# the prose: about as well calibrated at slot 1 as at the slots shown
+assert abs(cal["position feature"] - logged_cal) < 0.05
 
 # %% [markdown]
 # The naive model predicts {glue:text}`naive_cal` of the clicks these ads would
@@ -715,9 +717,9 @@ assert fatigue["3+"] > fatigue["0"] and tired.sum() < fresh.sum()
 # {glue:text}`eda_fatigue_true` less likely to be clicked than a first view of
 # the same ad would have been. The platform shows an ad again to the users most
 # likely to want it, so the log's association runs opposite to the effect. The
-# model needs the frequency feature (together with the interest features it
-# can separate the two), but reading effects off served logs needs an
-# experiment.
+# frequency feature, together with the interest features, is what lets a model
+# separate the two (the drop-column test below measures what it adds on these
+# short logs), but reading effects off served logs needs an experiment.
 #
 # Some signal only shows in combination: which topic each age band likes, at
 # which hour each topic peaks. Here is the first: the normalized CTR of each age
@@ -825,13 +827,16 @@ glue("gain_top_value", f"{ranked.iloc[0]:.1f}%", display=False)
 glue("gain_second", ranked.index[1], display=False)
 glue("gain_second_value", f"{ranked.iloc[1]:.1f}%", display=False)
 glue("gain_last", ranked.index[-1], display=False)
-glue("gain_last_value", f"{ranked.iloc[-1]:.2f}%", display=False)
+last = ranked.iloc[-1]
+glue("gain_last_effect", f"raises it by {last:.2f}%" if last > 0 else
+     f"lowers it by {-last:.2f}%: on these logs the model does a little better "
+     f"without it", display=False)
 
 # %% [markdown]
 # Without the {glue:text}`gain_top` group the log loss rises by
 # {glue:text}`gain_top_value`, without {glue:text}`gain_second` by
 # {glue:text}`gain_second_value`; the least useful group,
-# {glue:text}`gain_last`, moves it by {glue:text}`gain_last_value`. Drop-column
+# {glue:text}`gain_last`, {glue:text}`gain_last_effect`. Drop-column
 # gain is honest where a model's built-in importance (split counts, total gain)
 # is not: correlated features share credit, and high-cardinality ids collect
 # splits that do not generalize. It is also expensive, one retraining per
@@ -886,6 +891,10 @@ glue("leak_honest", f"{leak_gap.iloc[0]:.1f}%", display=False)
 glue("leak_below", "below" if leak_gap.iloc[1] < 0 else "far closer to",
      display=False)
 assert leak_gap.iloc[1] < leak_gap.iloc[0] < leak_gap.iloc[2]
+assert leak_gap.iloc[2] > 0, "the prose says the leak is above the oracle online"
+offline = leak_gap.iloc[1]
+glue("leak_offline_vs", f"scored {abs(offline):.1f}% "
+     + ("below" if offline < 0 else "above") + " the oracle", display=False)
 
 # %% [markdown]
 # Offline the leaky model looks brilliant, {glue:text}`leak_offline` against
@@ -954,6 +963,8 @@ assert drift["raw rates"] > drift["relative rates + campaign and advertiser ids"
     drift["relative rates (the package)"]
 miss_raw, miss_rel = drift["raw rates"] - 1, drift["relative rates (the package)"] - 1
 assert miss_raw > 0 and abs(miss_rel) < abs(miss_raw)   # raw rates over-predict most
+# the winner's curse: on the traffic they picked, lucky id weights over-predict
+assert drift["relative rates + campaign and advertiser ids"] > 1
 glue("drift_rel_left", "a smaller miss the "
      + ("other way" if miss_rel < 0 else "same way") + f" ({pct(abs(miss_rel), 0)} "
      + ("too few" if miss_rel < 0 else "too many") + " clicks)", display=False)
@@ -995,8 +1006,8 @@ glue("drift_rel_left", "a smaller miss the "
 #   {glue:text}`naive_cal` of the slot-1 truth; position as a feature
 #   {glue:text}`pos_cal`, propensity weights {glue:text}`ipw_cal`.
 # - **Features**: each player carries signal; {glue:text}`gain_top` matters most
-#   by drop-column gain. A leak looked {glue:text}`leak_offline` from the oracle
-#   offline and was {glue:text}`leak_online` online; raw history rates made a
+#   by drop-column gain. A leak {glue:text}`leak_offline_vs` offline and
+#   {glue:text}`leak_online` above it online; raw history rates made a
 #   day-old model predict {glue:text}`drift_raw` times the clicks, and lucky id
 #   weights {glue:text}`drift_ids` (the winner's curse).
 #
