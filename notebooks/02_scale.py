@@ -710,12 +710,16 @@ for key, where in [("decision", " (section 3)"), ("decision_page", "")]:
     glue(key, decision if fits[best] else f"{decision} {reach_sentence(best, where)}.",
          display=False)
 glue("say_fit", fit_sentence(BIG), display=False)
+glue("rejected_because",
+     "Had it been over, the test would be the same: a model over the budget is rejected "
+     "not for its log loss, but because a timeout earns nothing." if fits[best] else
+     "This is the sense in which a more accurate model that is too slow is rejected: "
+     "not for its log loss, but because a timeout earns nothing.", display=False)
 
 # %% [markdown]
 # {glue:text}`decision`
 #
-# This is the sense in which a more accurate model that is too slow is rejected: not
-# for its log loss, but because a timeout earns nothing. When its gain is worth having,
+# {glue:text}`rejected_because` When a heavier model's gain is worth having,
 # the way out is not to give up the better model but to give it fewer candidates: a
 # cheap first stage picks the few hundred best of the {glue:text}`k_plan`, and the
 # heavy model scores only those. That is the funnel of Step 5.
