@@ -290,8 +290,9 @@ plt.close(fig)
 #   ({glue:text}`trees_vs_plain` points better), but scores a row about
 #   {glue:text}`lgbm_slower` times slower: a Step 5 cost.
 # - The logistic model with the four crosses lands {glue:text}`cross_vs_lgbm`
-#   LightGBM, at {glue:text}`gap_cross`: in this world the interactions are
-#   exactly topic x something, and a cross gives each cell its own weight. In a
+#   LightGBM, at {glue:text}`gap_cross`: three of this world's interactions are
+#   topic x something (hour, age band, gender), and a cross gives each cell its
+#   own weight; the other two run through the user's hidden interest. In a
 #   real system with hundreds of features nobody knows all the crosses worth
 #   making; finding them is what the trees are for.
 # - Trees as features for a logistic model ({glue:text}`gap_tlr`) end up
