@@ -534,6 +534,18 @@ glue("hour_vs_noise", "about as much as" if small else "clearly more than",
      display=False)
 glue("hour_conclusion", "one day of logs is a poor guide to effects this small" if small
      else "a day of logs shows the effect, if only just", display=False)
+# The recap orders the effects by the CTR ratios measured above, the hour last.
+real = log.groupby("real interest")["clicked"].mean()
+effects = {
+    "with a real interest in the ad's topic as without": real[True] / real[False],
+    "on a declared topic as on the others": by_declared[True] / by_declared[False],
+    "in the top slot as in the last": 1 / ratio.iloc[-1],
+}
+hour_ratio = by_hour["true_ctr"].max() / by_hour["true_ctr"].min()
+assert hour_ratio < min(effects.values()), "the recap: the hour moves CTR the least"
+said = [f"{r:.1f} times as high {what}"
+        for what, r in sorted(effects.items(), key=lambda item: -item[1])]
+glue("effects_ranked", f"{', '.join(said[:-1])}, and {said[-1]}", display=False)
 
 # %% tags=["hide-input", "remove-output"]
 fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
@@ -571,9 +583,11 @@ glue("fig_hour", fig, display=False)
 #
 # The business goal is revenue (from advertisers who keep coming back because
 # their ads get clicked). With cost-per-click pricing, an impression's expected
-# revenue is its bid times its click probability; expressed per thousand
-# impressions, as the industry does, that is the {term}`eCPM`,
+# value at the advertiser's bid is the bid times the click probability; expressed
+# per thousand impressions, as the industry does, that is the {term}`eCPM`,
 # 1000 x bid x {term}`pCTR` dollars {cite}`edelman2007gsp,varian2007position`.
+# A second-price auction charges less than the bid, so this is an upper bound on
+# what the platform earns, but it is what the auction ranks by.
 # Here we use the world's true relevance as the pCTR, the best a model could
 # ever do, and score every eligible ad (by the platform's index) for a sample of
 # requests.
@@ -920,8 +934,10 @@ step1.attribution_window(window_seconds, delay, log["time"])
 #   campaigns with targeting, ads, pages, requests, and its own logs. What users
 #   really like, how good ads really are and the true click probabilities stay
 #   in the world; here they only grade what the platform does.
-# - Random serving gets a CTR of {glue:text}`ctr_random`; position and real
-#   interest move it a lot, declared interest less, the hour hardly at all.
+# - Random serving gets a CTR of {glue:text}`ctr_random`. In this run CTR is
+#   {glue:text}`effects_ranked`. The hour moves it least: over the day the true CTR
+#   moves between {glue:text}`ctr_hour_min` and {glue:text}`ctr_hour_max`,
+#   {glue:text}`hour_vs_noise` the typical 95% interval of one hour's measured CTR.
 # - Ranking by eCPM = 1000 x bid x pCTR beats ranking by pCTR alone in revenue,
 #   so the model must predict a calibrated click probability, not just an order.
 # - The label is a click within an attribution window: non-clicks in low slots

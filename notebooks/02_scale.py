@@ -29,7 +29,8 @@
 # - Latency *distributions* (p50 and p99 over repeated requests) from 10 to 10,000
 #   candidates per request, split into a fixed cost per call and a cost per
 #   candidate, and what batching does to both.
-# - A capacity plan: cores and 16-core machines for 1k and 1M requests per second.
+# - A capacity plan: cores and 16-core machines for 1k and 1M requests per second,
+#   and the volume of logs and training data those loads imply.
 # - What replicas and shards do to latency, from the same measurements.
 # - The trade-off table to draw on the whiteboard, and a judgment call: which model,
 #   scoring how many candidates, fits the budget.
@@ -62,6 +63,7 @@ if "google.colab" in sys.modules:
 
 
 # %%
+import io
 import time
 
 import matplotlib.pyplot as plt
@@ -147,12 +149,12 @@ models = {
     SMALL: LightGBMClickModel(50, 15, learning_rate=0.1, **TREES),
     BIG: LightGBMClickModel(200, 15, learning_rate=0.045, **TREES),
 }
-quality = {}
+quality, predictions = {}, {}
 for name, model in models.items():
     start = time.perf_counter()
     model.fit(x_train, train["clicked"])
     seconds = time.perf_counter() - start
-    p = model.predict(x_test)
+    p = predictions[name] = model.predict(x_test)
     quality[name] = {"log loss": log_loss(test["clicked"], p),
                      "calibration": calibration_ratio(test["clicked"], p),
                      "training s": seconds}
@@ -200,6 +202,39 @@ glue("big_vs_small", f"{more} times as many trees buy another {gain_big:.2%}"
      if gain_big > 0 else f"{more} times as many trees buy nothing ({-gain_big:.2%} "
      "worse)", display=False)
 
+
+# %% tags=["remove-cell"]
+# The big model's own gain over the logistic regression, with a 95% bootstrap interval:
+# resample the test impressions, both models on the same rows.
+def row_losses(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-15, 1 - 1e-15)
+    return -np.where(test["clicked"].to_numpy() == 1, np.log(q), np.log1p(-q))
+
+
+loss_lr, loss_big = row_losses(predictions["logistic"]), row_losses(predictions[BIG])
+assert np.isclose(loss_big.mean(), ll[BIG])
+assert np.isclose(loss_lr.mean(), ll["logistic"])
+resample = np.random.default_rng(3)     # its own stream: later draws are unchanged
+gains = []
+for _ in range(400):
+    pick = resample.integers(0, len(test), len(test))
+    gains.append(1 - loss_big[pick].mean() / loss_lr[pick].mean())
+gain_low, gain_high = np.percentile(gains, [2.5, 97.5])
+gain_big_lr = 1 - ll[BIG] / ll["logistic"]
+lower = "lower" if gain_big_lr > 0 else "higher"
+zero = "" if gain_low > 0 or gain_high < 0 else ", which includes zero"
+said = (f"{BIG}'s held-out log loss is {abs(gain_big_lr):.1%} {lower} than the "
+        "logistic regression's (95% bootstrap interval of the gain, resampling test "
+        f"impressions: {gain_low:.1%} to {gain_high:.1%}{zero})")
+glue("gain_big_lr", f"{abs(gain_big_lr):.1%} {lower}", display=False)
+glue("big_gain_said", said, display=False)
+size = ("A difference within the noise" if gain_low <= 0 <= gain_high else
+        "A small difference" if abs(gain_big_lr) < 0.01 else "A clear difference")
+glue("big_gain_caveat",
+     f"{size} on {test['clicked'].sum():,} test clicks: the example is about the "
+     "method, checking a model against the latency budget at the candidate count "
+     "needed, not a proof that the bigger model is better", display=False)
+
 # %% [markdown]
 # Trained on {glue:text}`n_train` impressions and evaluated on the
 # {glue:text}`n_test` of the next day ({glue:text}`n_test_clicks` clicks), the
@@ -210,7 +245,8 @@ glue("big_vs_small", f"{more} times as many trees buy another {gain_big:.2%}"
 # model already has a {glue:text}`gain_small` lower log loss than the logistic
 # regression;
 # {glue:text}`big_vs_small`: diminishing returns {cite}`he2014practical`. Whether
-# either gain is worth its cost is the question of this lab.
+# either gain is worth its cost is the question of this lab. Take the gains for what
+# they are: {glue:text}`big_gain_said`. {glue:text}`big_gain_caveat`.
 
 # %% [markdown]
 # ## 2. Timing the scoring stage, one request at a time
@@ -234,6 +270,16 @@ glue("big_vs_small", f"{more} times as many trees buy another {gain_big:.2%}"
 # machine also includes waiting for a free core. We check the budget against the
 # p99 of the CPU time, as a server with a core per request would see it, and come
 # back to the waiting in section 6.
+#
+# A word on that p99. With {glue:text}`n_repeats` requests per count,
+# `np.percentile(x, 99)` falls between the two slowest of them, so the p99 of this
+# lab is nearly the slowest of {glue:text}`n_repeats` requests: a rough stand-in for
+# the true 99th percentile (the slowest of {glue:text}`n_repeats` lands, on average,
+# near the {glue:text}`max_quantile` point of the distribution), and one busy moment
+# on the machine can move it. Pinning down a p99 takes a thousand or more requests
+# per count, as a load test does; at 10,000 candidates that is more time than this
+# lab can spend. Read its p99 as a rough tail: enough to show the shape and to
+# practise the check, not to sign a service-level objective.
 
 # %%
 BUDGET_MS = 20.0   # p99 of the stage: 10 ms for features + 10 ms for the model
@@ -262,6 +308,8 @@ def clock() -> tuple[int, int]:
 # %% tags=["remove-cell"]
 glue("n_active", f"{len(active_ads):,}", display=False)
 glue("n_repeats", f"{REPEATS}", display=False)
+assert REPEATS <= 100, "the prose: the p99 lies between the two slowest timings"
+glue("max_quantile", f"{REPEATS / (REPEATS + 1):.0%}", display=False)
 
 # %%
 for n in CANDIDATES:  # warm-up, not timed
@@ -439,6 +487,17 @@ glue("tables_ms", f"{cpu_path['logistic', 'lookup tables (served)']:.2f} ms",
      display=False)
 glue("pandas_ms", f"{cpu_path[BIG, 'pandas table (served)']:.2f} ms", display=False)
 glue("matrix_ms", f"{cpu_path[BIG, 'booster on a matrix']:.2f} ms", display=False)
+# The concept page: the fixed costs, and how much of the big model's is serving code.
+assert fixed[BIG] >= 1, "the prose: a fixed cost of milliseconds per call"
+saved = cpu_path[BIG, "pandas table (served)"] - cpu_path[BIG, "booster on a matrix"]
+share = "most" if saved >= fixed[BIG] / 2 else "part"
+glue("fixed_share", share.capitalize(), display=False)
+glue("fixed_page", f"plus fixed costs per call of {fixed['features']:.1f} ms to build "
+     f"the features and {fixed[BIG]:.1f} ms for the 200-tree model's call, {share} of "
+     "the latter serving code rather than arithmetic: given the same 1,000 candidates as a plain "
+     f"matrix instead of a pandas table, that model took "
+     f"{cpu_path[BIG, 'booster on a matrix']:.1f} ms instead of "
+     f"{cpu_path[BIG, 'pandas table (served)']:.1f} ms", display=False)
 
 # %% [markdown]
 # Same models, same predictions (the largest difference is in the last column),
@@ -548,6 +607,49 @@ glue("machines_per_ms", f"{cores(1e6, 1.0) / CORES_PER_MACHINE:,.0f}", display=F
 # from {glue:text}`machines_min` to {glue:text}`machines_max` machines of 16 cores,
 # and every millisecond of CPU per request is worth about
 # {glue:text}`machines_per_ms` machines.
+#
+# The same load sets the data volume. Every impression is logged and, once its
+# label is final, becomes a training row. We measure a row on the lab's own log: the
+# training day as the platform stores it (the world's `true_p` dropped), written as
+# compressed Parquet, then scale by impressions per day and by a four-week training
+# window.
+
+# %%
+logged = train.drop(columns="true_p")          # what the platform itself logs
+buffer = io.BytesIO()
+logged.to_parquet(buffer)
+bytes_per_row = buffer.getbuffer().nbytes / len(logged)
+per_request = len(logged) / logged["request_id"].nunique()
+WINDOW_DAYS = 28
+volume = pd.DataFrame(index=pd.Index(list(LOADS), name="load"))
+volume["impressions per day, billions"] = [
+    qps * SECONDS_PER_DAY * per_request / 1e9 for qps in LOADS.values()]
+volume["GB per day"] = volume["impressions per day, billions"] * bytes_per_row
+volume[f"TB per {WINDOW_DAYS} days"] = volume["GB per day"] * WINDOW_DAYS / 1e3
+volume.style.format(lambda v: f"{v:,.0f}" if v >= 100 else f"{v:.3g}")
+
+# %% tags=["remove-cell"]
+glue("bytes_per_row", f"{bytes_per_row:.0f}", display=False)
+glue("n_logged_columns", f"{logged.shape[1]}", display=False)
+glue("per_request", f"{per_request:.2f}", display=False)
+glue("window_days", f"{WINDOW_DAYS}", display=False)
+glue("requests_day_1m", f"{1e6 * SECONDS_PER_DAY / 1e9:.1f} billion", display=False)
+big_load = volume.loc["1M QPS"]
+glue("imps_day_1m", f"{big_load['impressions per day, billions']:.0f} billion",
+     display=False)
+glue("tb_day_1m", f"{big_load['GB per day'] / 1e3:.1f} TB", display=False)
+glue("tb_window_1m", f"{big_load[f'TB per {WINDOW_DAYS} days']:,.0f} TB", display=False)
+glue("gb_day_1k", f"{volume.loc['1k QPS', 'GB per day']:.1f} GB", display=False)
+
+# %% [markdown]
+# A labelled impression takes {glue:text}`bytes_per_row` bytes in this form
+# ({glue:text}`n_logged_columns` columns: IDs, time, slot, bid, the label and when its
+# click arrived). At the log's {glue:text}`per_request` impressions per request, 1M
+# QPS means {glue:text}`imps_day_1m` impressions and {glue:text}`tb_day_1m` a day,
+# {glue:text}`tb_window_1m` for a {glue:text}`window_days`-day training window; 1k
+# QPS means {glue:text}`gb_day_1k` a day. A production row carries much more (string
+# IDs, the features as served, prices, the model version), so read these as a floor.
+# No one trains on every impression at 1M QPS: Step 6 samples the negatives.
 
 # %% [markdown]
 # ## 6. Latency is not throughput: replicas and shards
@@ -574,61 +676,99 @@ glue("wait_90", f"{service_ms * 9:.0f} ms", display=False)
 glue("wait_45", f"{service_ms * 0.45 / 0.55:.1f} ms", display=False)
 at_1000 = latency.loc[(BIG, 1000)]
 wall_over_cpu = at_1000["wall_p99_ms"] / at_1000["p99_ms"]
-glue("wall_over_cpu", f"{wall_over_cpu:.1f} times" if wall_over_cpu >= 1.1
-     else "about the same as", display=False)
+if wall_over_cpu >= 1.1:
+    waited = (f"This lab ran into it: on the machine that built this page, the "
+              f"wall-clock p99 of {BIG} at 1,000 candidates was {wall_over_cpu:.1f} "
+              "times its CPU p99, the difference being mostly time spent waiting for a "
+              "free core.")
+else:
+    waited = (f"This lab did not run into it: on the machine that built this page, the "
+              f"wall-clock p99 of {BIG} at 1,000 candidates was about the same as its "
+              "CPU p99, so its requests seldom waited for a free core.")
+glue("waited", waited, display=False)
 
 # %% [markdown]
 # At 90% utilization a request waits nine service times on average
 # ({glue:text}`wait_90`) before its own {glue:text}`service_ms` of work; doubling
 # the replicas halves the utilization and the wait falls to {glue:text}`wait_45`.
-# This lab ran into it: on the machine that built this page, the wall-clock p99 of
-# {glue:text}`big_name` at 1,000 candidates was {glue:text}`wall_over_cpu` its CPU
-# p99, the difference being time spent waiting for a free core. Near full load,
-# adding machines is a latency lever; at the 60% of the plan it helps little, and no
-# number of replicas makes one request's own work shorter.
+# {glue:text}`waited` Near full load, adding machines is a latency lever; at the 60%
+# of the plan it helps little, and no number of replicas makes one request's own
+# work shorter.
 #
 # *Shards* can. Split one request's candidates across S scoring servers that work in
 # parallel: each scores 1/S of them, so the compute on the critical path shrinks,
 # but the request now waits for the *slowest* shard, and every shard pays the fixed
-# cost per call. Both effects, from the measured latencies of {glue:text}`big_name`
-# ({glue:text}`k_plan` candidates split evenly, network time left out). The slowest
-# of S independent shards is under a time t only if all S are, with probability
-# F(t)^S, so its p99 is the measured times' quantile at 0.99^(1/S); with one shard,
-# it is the p99 of the table of section 2:
+# cost per call. The slowest of S independent shards is under a time t only if all S
+# are, with probability F(t)^S, so a request's quantile q is one shard's quantile at
+# q^(1/S). For the p99 of a request split ten ways that is a shard's 99.9th
+# percentile, far beyond what {glue:text}`n_repeats` timings show, so we compare the
+# *median* request, which needs a shard's quantile at 0.5^(1/S): the
+# {glue:text}`q_ten` quantile for ten shards, the {glue:text}`q_hundred` quantile for
+# a hundred. We estimate a quantile only from enough timings to leave five above it,
+# so we time more calls of {glue:text}`big_name` (features included) at 1,000 and at
+# 100 candidates, {glue:text}`n_shard_extra` in all, and pool them with those of
+# section 2. With {glue:text}`k_plan` candidates split evenly, network time left out:
+
+# %%
+ABOVE = 5   # timings above a quantile, for it to be estimated at all
+extra = {}
+for n_shards in [10, 100]:
+    per_shard, q = K_PLAN // n_shards, 0.5 ** (1 / n_shards)
+    cpu = []
+    for i in range(int(np.ceil(ABOVE / (1 - q))) - REPEATS):
+        ads = draw_ads(per_shard)
+        start = time.thread_time_ns()
+        models[BIG].predict(request_features(i % len(requests), ads))
+        cpu.append((time.thread_time_ns() - start) / 1e6)
+    extra[per_shard] = cpu
 
 # %%
 shard_rows = []
 for n_shards in [1, 10, 100]:
-    per_shard = K_PLAN // n_shards
-    times = runs.query("model == @BIG and candidates == @per_shard")
-    tail = np.percentile(times["cpu_ms"], 100 * 0.99 ** (1 / n_shards))
+    per_shard, q = K_PLAN // n_shards, 0.5 ** (1 / n_shards)
+    times = runs.query("model == @BIG and candidates == @per_shard")["cpu_ms"]
+    sample = np.concatenate([times, extra.get(per_shard, [])])
+    assert len(sample) * (1 - q) >= ABOVE - 1e-9, "enough timings above the quantile"
     shard_rows.append({"shards": n_shards, "candidates per shard": per_shard,
-                       "p50 of one shard, ms": times["cpu_ms"].median(),
-                       "p99 of the slowest shard, ms": tail,
-                       "CPU ms per request": n_shards * times["cpu_ms"].mean()})
+                       "timings": len(sample),
+                       "median of one shard, ms": np.median(sample),
+                       "median request, ms": np.quantile(sample, q),
+                       "CPU ms per request": n_shards * times.mean()})
 shards = pd.DataFrame(shard_rows).set_index("shards")
-shards.style.format("{:.1f}").format("{:,}", subset=["candidates per shard"])
+shards.style.format("{:.1f}").format(
+    "{:,}", subset=["candidates per shard", "timings"])
 
 # %% tags=["remove-cell"]
-glue("shard_p99_1", f"{shards.loc[1, 'p99 of the slowest shard, ms']:.1f} ms",
-     display=False)
-glue("shard_p99_10", f"{shards.loc[10, 'p99 of the slowest shard, ms']:.1f} ms",
-     display=False)
+glue("q_ten", f"{0.5 ** 0.1:.3f}", display=False)
+glue("q_hundred", f"{0.5 ** 0.01:.3f}", display=False)
+glue("n_shard_extra", f"{sum(len(cpu) for cpu in extra.values()):,}", display=False)
+request_p50, one_p50 = shards["median request, ms"], shards["median of one shard, ms"]
+assert np.isclose(request_p50[1], latency.loc[(BIG, K_PLAN), "p50_ms"]), "one shard"
+assert request_p50[1] / request_p50[10] < 10, "ten shards: less than ten times faster"
+assert one_p50[10] > one_p50[1] / 10, "the prose: the fixed cost per call stays"
+assert request_p50[10] > one_p50[10], "the prose: the slowest of ten sets the pace"
+glue("shard_p50_1", f"{request_p50[1]:.1f} ms", display=False)
+glue("shard_p50_10", f"{request_p50[10]:.1f} ms", display=False)
+glue("shard_one_10", f"{one_p50[10]:.1f} ms", display=False)
+glue("shard_speedup", f"{request_p50[1] / request_p50[10]:.1f}", display=False)
 shard_cpu = shards["CPU ms per request"]
-assert np.isclose(shards.loc[1, "p99 of the slowest shard, ms"],
-                  latency.loc[(BIG, K_PLAN), "p99_ms"]), "one shard: the measured p99"
-slowest_p99 = shards["p99 of the slowest shard, ms"]
-assert slowest_p99[1] / slowest_p99[10] < 10, "ten shards: less than ten times faster"
-glue("shard_speedup", f"{slowest_p99[1] / slowest_p99[10]:.1f}", display=False)
 glue("shard_cpu_ratio", f"{shard_cpu[100] / shard_cpu[1]:.1f}", display=False)
+p10, p100 = request_p50[10], request_p50[100]
+hundred = ("no faster than ten" if p100 >= p10 else
+           f"{p10 / p100:.1f} times faster than ten, not ten times")
+glue("shard_hundred", f"A hundred shards are {hundred}: the median request takes "
+     f"{p100:.1f} ms against {p10:.1f} ms", display=False)
 
 # %% [markdown]
-# Ten shards bring the p99 from {glue:text}`shard_p99_1` to
-# {glue:text}`shard_p99_10`, {glue:text}`shard_speedup` times lower, not ten: the
-# fixed cost per call does not shrink, and the slowest of ten shards sets the pace.
-# A hundred shards spend {glue:text}`shard_cpu_ratio` times the CPU of one. Sharding
-# buys latency with machines and with a fan-out tail; replicas buy throughput, and
-# latency only near full load.
+# Ten shards bring the median request from {glue:text}`shard_p50_1` to
+# {glue:text}`shard_p50_10`, {glue:text}`shard_speedup` times lower, not ten: one
+# shard's median call on 1,000 candidates already takes {glue:text}`shard_one_10`,
+# because the fixed cost per call does not shrink, and waiting for the slowest of ten
+# shards adds the rest. {glue:text}`shard_hundred`, as each shard still pays the
+# fixed cost per call and the request waits for the slowest of a hundred; together
+# they spend {glue:text}`shard_cpu_ratio` times the CPU of one. Sharding buys latency
+# with machines and with a fan-out tail; replicas buy throughput, and latency only
+# near full load.
 
 # %% [markdown]
 # ## 7. The decision: a better model that is too slow is rejected
@@ -728,9 +868,10 @@ glue("rejected_because",
 # :class: warning
 # These milliseconds include the course's Python overhead and this machine's load;
 # a compiled server on production hardware would be several times faster. The
-# *ratios* carry over (a tree model costs one to two orders of magnitude more per
-# candidate than a linear one), and so does the method: measure, fit fixed plus
-# per-candidate cost, and check the p99 against the budget at the count you need.
+# *ratios* carry over better (here {glue:text}`big_name` cost
+# {glue:text}`big_over_logistic` times as much per candidate as the logistic
+# regression), and so does the method: measure, fit fixed plus per-candidate cost,
+# and check the p99 against the budget at the count you need.
 # ```
 
 # %% [markdown]
@@ -762,6 +903,12 @@ timings_ns = (timed["features_cpu_ns"] + timed["predict_cpu_ns"]).to_numpy()
 p99_ms = np.percentile(timings_ns / 1e6, 99)
 
 # %% [markdown]
+# Against the p99. A caller's timeout cuts off single requests, and a request past
+# it shows no ad, so what matters is how slow the slowest ones are. The mean hides
+# them: a few very slow requests move it little, and at 1M QPS the 1% beyond the
+# p99 is ten thousand requests a second. With these few timings the p99 is nearly
+# the slowest of them; a budget you sign up to needs thousands.
+#
 # ```{solution-end}
 # ```
 
@@ -821,6 +968,14 @@ p99_by_count = model_runs.groupby("candidates")["cpu_ms"].quantile(0.99)
 max_candidates = max([n for n, v in p99_by_count.items() if v <= BUDGET_MS], default=0)
 
 # %% [markdown]
+# A cheap first stage: score every candidate with a model that costs little per
+# candidate (the logistic regression here, or a lookup of each ad's past CTR), keep
+# the best few hundred, and give the big model only those, as many as its p99
+# allows. That is the funnel of Step 5. Its price is recall: an ad the first stage
+# drops is never scored by the big model, so measure how often the ad that would
+# have won is dropped. Leaner serving code (section 3) and a smaller model are the
+# other levers; dropping candidates at random is not one.
+#
 # ```{solution-end}
 # ```
 
@@ -868,11 +1023,11 @@ step2.model_and_candidates(choice, runs, quality["log loss"], budget_ms=BUDGET_M
 #
 # - Scoring costs a fixed amount per call plus an amount per candidate; here
 #   {glue:text}`us_logistic` per candidate for the logistic regression and
-#   {glue:text}`us_big` for {glue:text}`big_name`. Much of the fixed part is the
-#   serving code, not the model.
-# - The trees are better ({glue:text}`gain_best` lower log loss than the logistic
-#   regression) and far more expensive per candidate, with diminishing returns in
-#   size.
+#   {glue:text}`us_big` for {glue:text}`big_name`. {glue:text}`fixed_share` of the
+#   big model's fixed part is the serving code, not the model.
+# - The best tree model, {glue:text}`best_model`, has a {glue:text}`gain_best`
+#   lower log loss than the logistic regression, a gain to check against its cost:
+#   trees are far more expensive per candidate, with diminishing returns in size.
 # - Capacity is peak QPS x CPU per request / target utilization; latency is the p99
 #   of one request against the budget. Replicas add throughput (and cut queueing near
 #   full load); shards cut one request's compute at the cost of a fan-out tail.
@@ -886,7 +1041,7 @@ step2.model_and_candidates(choice, runs, quality["log loss"], budget_ms=BUDGET_M
 # on one core, as a distribution. When I did, the cost was a fixed part per call plus
 # a part per candidate: {glue:text}`us_logistic` per candidate for a logistic
 # regression, {glue:text}`us_big` for a 200-tree LightGBM model, whose held-out log
-# loss was {glue:text}`gain_best` lower; {glue:text}`say_fit`. Capacity is peak QPS
+# loss was {glue:text}`gain_big_lr`; {glue:text}`say_fit`. Capacity is peak QPS
 # times CPU per request over a target utilization: at 1M QPS with a
 # {glue:text}`peak_to_mean` peak-to-mean ratio and 60% utilization, each millisecond
 # of CPU per request is about {glue:text}`machines_per_ms` 16-core machines. Latency
