@@ -28,8 +28,8 @@
 #   remaining budget.
 # - The platform's **history**: what it knows about users and ads, learned from
 #   its own logs (page views before launch, then a random bootstrap log).
-# - The **selector**: a light, user-aware model that keeps the top K of a couple of
-#   hundred eligible ads, and what it does with an ad it has never seen.
+# - The **selector**: a light, user-aware model that keeps the top K of the
+#   eligible ads, and what it does with an ad it has never seen.
 # - The **features**: one function for training and serving, with the position
 #   fixed at serving.
 # - **Prediction v0**: a logistic-regression click model trained on the bootstrap
@@ -53,6 +53,8 @@ if "google.colab" in sys.modules:
     sys.path.insert(0, "/content/course/src")
 
 # %%
+import time
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -196,9 +198,14 @@ plt.close(fig)
 # **Takeaway:** targeting is a weak filter: the median request is eligible for
 # {glue:text}`idx_median` ads ({glue:text}`idx_share` of the
 # {glue:text}`idx_active` active ads; 10th to 90th percentile
-# {glue:text}`idx_p10`-{glue:text}`idx_p90`), far too many for a heavy model to
-# score within the latency budget. That is the selector's job.
+# {glue:text}`idx_p10`-{glue:text}`idx_p90`).
 # {glue:text}`idx_age_sentence`
+#
+# Can the heavy model score them all within the latency budget? In production it
+# cannot: an index leaves many thousands of eligible ads per request, for models
+# that cost far more per candidate than ours, so a cheap stage must cut the list
+# first. That is the selector's job. This toy world is small; section 5 times
+# our heavy model on the busiest request.
 
 # %% [markdown]
 # ## 2. What the platform knows: its history
@@ -463,6 +470,60 @@ assert abs(position_effect.iloc[-1, 0] - position_effect.iloc[-1, 1]) < 0.05, \
 # slot's click probability; the world's examination probability there is
 # {glue:text}`pred_last_examine`. The position feature absorbed the position
 # effect, which is what lets serving switch it off.
+#
+# Section 1 asked whether the heavy model could score every eligible ad. Time
+# it on the busiest request of the batch: features and prediction for all its
+# eligible ads, repeated, against the {glue:text}`score_budget` p99 that Step 2
+# gave the features and the heavy model together.
+
+# %%
+BUDGET_MS = 20.0                                  # Step 2: features + heavy model, p99
+busiest = request_pos == np.argmax(per_request)   # the request with most eligible ads
+req = request_pos[busiest]                       # its index in the batch, per pair
+
+
+def score_all_ms() -> float:
+    """Milliseconds to build features and predict for every eligible ad, once."""
+    start = time.perf_counter()
+    model.predict(make_features(view, requests.user[req], ad_id[busiest],
+                                requests.publisher[req], requests.hour[req],
+                                SERVING_POSITION, history))
+    return 1000 * (time.perf_counter() - start)
+
+
+score_ms = np.array([score_all_ms() for _ in range(200)])
+pd.Series({"eligible ads": busiest.sum(), "median ms": np.median(score_ms),
+           "p99 ms": np.percentile(score_ms, 99)}, name="score them all").round(2)
+
+# %% tags=["remove-cell"]
+score_p99 = np.percentile(score_ms, 99)
+glue("score_budget", f"{BUDGET_MS:g} ms", display=False)
+measured = (f"the v0 heavy model scored all {busiest.sum()} eligible ads of the "
+            f"busiest of {len(requests):,} requests, features included, in "
+            f"{score_p99:.1f} ms at p99")
+if score_p99 <= BUDGET_MS:
+    glue("score_all", f"On this machine {measured}, within the budget: in this toy "
+         "world the heavy model could score every eligible ad in time, and the "
+         "funnel saves work rather than making serving possible.", display=False)
+    glue("score_all_page", f"in Lab 4.1 {measured}, within the {BUDGET_MS:g} ms that "
+         "Step 2 gave features and the heavy model, so here the heavy model could "
+         "score every eligible ad in time.", display=False)
+    glue("score_say", "our heavy model could score them all in time, but a "
+         "production index leaves many thousands, so the blueprint keeps a cheap "
+         "first stage", display=False)
+else:
+    glue("score_all", f"On this machine {measured}, over the budget: even this toy "
+         "world needs a cheaper first stage.", display=False)
+    glue("score_all_page", f"in Lab 4.1 {measured}, over the {BUDGET_MS:g} ms that "
+         "Step 2 gave features and the heavy model, so even this toy needs the "
+         "selector.", display=False)
+    glue("score_say", "already too many for the heavy model within the latency "
+         "budget", display=False)
+
+# %% [markdown]
+# {glue:text}`score_all` Production inventories and models are what the
+# blueprint is drawn for; {doc}`Step 5 <../book/step5_scale>` measures what the
+# funnel costs and saves on this world.
 
 # %% [markdown]
 # ## 6. The auction
@@ -572,17 +633,21 @@ relevance = as_rows(world.relevance(users_k, kept_ad, pubs_k, hours_k, day=0))
 examine = world.examine(slots)
 
 # %%
-rows = []
+rows, ecpm_rows = [], 1000 * bid_rows * pctr_rows
 for reserve in [0, 1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30]:
     result = run_auctions(bid_rows, pctr_rows, view.n_slots, reserve)
     shown = result.slots >= 0
     request, slot = np.nonzero(shown)
     p_click = relevance[request, result.slots[request, slot]] * examine[slot]
+    cleared = ((ecpm_rows >= reserve) & (ecpm_rows > 0)).sum(axis=1)   # ads per request
     rows.append({"reserve": reserve,
                  "rpm": 1000 * (result.prices[request, slot] @ p_click) / len(requests),
                  "fill_rate": shown.any(axis=1).mean(),
                  "ads_per_request": shown.sum() / len(requests),
-                 "ctr": p_click.sum() / shown.sum()})
+                 "ctr": p_click.sum() / shown.sum(),
+                 # no eligible ad below the last winner: the reserve sets its price
+                 "floor_sets_price": ((cleared > 0) & (cleared <= view.n_slots)).sum()
+                 / shown.sum()})
 reserve_curve = pd.DataFrame(rows)
 reserve_curve.round(4)
 
@@ -617,6 +682,17 @@ flat = reserve_curve[reserve_curve["rpm"] >= (1 - 1e-3) * peak["rpm"]]["reserve"
 assert (reserve_curve.loc[reserve_curve["reserve"] > flat.max(), "rpm"].diff()
         .dropna() < 0).all()
 glue("res_flat", f"${flat.max():g}", display=False)
+floor = reserve_curve.set_index("reserve")["floor_sets_price"]
+removed_10 = 1 - at.loc[10, "ads_per_request"] / at.loc[0, "ads_per_request"]
+revenue_10 = at.loc[10, "rpm"] / at.loc[0, "rpm"] - 1
+assert floor[floor.index <= 10].max() < 0.05, "the prose: the floor rarely sets a price"
+assert removed_10 > abs(revenue_10), "the prose says a reserve mostly removes ads"
+glue("res_floor_flat", pct(floor[floor.index <= flat.max()].max()), display=False)
+glue("res_floor_10", pct(floor[10]), display=False)
+glue("res_at10_removed", pct(removed_10), display=False)
+glue("res_page", f"in Lab 4.1, a $10 reserve set the price of {pct(floor[10])} of the "
+     f"shown ads and removed {pct(removed_10)} of the ads shown without a reserve, "
+     f"while expected revenue changed by {revenue_10:+.1%}.", display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_reserve
@@ -630,15 +706,18 @@ glue("res_flat", f"${flat.max():g}", display=False)
 # **Takeaway:** on this market, revenue stays within 0.1% of its best up to a
 # reserve of {glue:text}`res_flat` and falls steadily beyond. Each request has
 # {glue:text}`sel_k` candidates for {glue:text}`n_slots` slots, so the ad below a
-# winner almost always clears the reserve and the floor rarely sets a price; what
-# the reserve does is remove the weakest ads. At a \$10 reserve revenue is
-# {glue:text}`res_at10_loss` lower than at the best reserve on the curve
-# ({glue:text}`res_peak_rpm` per thousand requests),
+# winner almost always clears the reserve and the floor rarely sets a price: up
+# to {glue:text}`res_flat` it set the price of at most
+# {glue:text}`res_floor_flat` of the shown ads, at \$10 of
+# {glue:text}`res_floor_10`. What the reserve does is remove the weakest ads. At
+# a \$10 reserve revenue is {glue:text}`res_at10_loss` lower than at the best
+# reserve on the curve ({glue:text}`res_peak_rpm` per thousand requests), while
+# {glue:text}`res_at10_removed` fewer ads are shown than with no reserve:
 # {glue:text}`res_at10_fill` of requests still show an ad and
-# {glue:text}`res_at10_slots` of slots are filled; the shown ads' expected CTR
-# rises from {glue:text}`res_ctr0` to {glue:text}`res_ctr10`. A reserve earns its
-# keep where competition is thin (one or two eligible ads), a case this average
-# hides, and it keeps low-value ads off the page.
+# {glue:text}`res_at10_slots` of slots are filled, and the shown ads' expected
+# CTR rises from {glue:text}`res_ctr0` to {glue:text}`res_ctr10`. A reserve earns
+# its keep where competition is thin (one or two eligible ads), a case this
+# average hides, and it keeps low-value ads off the page.
 
 # %% [markdown]
 # ## 8. Exercises
@@ -742,14 +821,14 @@ step4.choose_reserve(reserve, reserve_curve, max_revenue_loss=0.01, min_fill=0.9
 # :class: tip
 # "The request path has four boxes. The ads index turns each campaign's
 # targeting into posting lists and returns the eligible ads with budget left; in
-# our system that is a median of {glue:text}`idx_median` per request, too many for
-# the heavy model. A light, user-aware model keeps the top {glue:text}`sel_k` by
-# bid times light pCTR, using only table lookups. The heavy model predicts a
-# calibrated pCTR at position 1 from features that come from one function shared
-# with training, with the position as a training feature. The auction ranks by
-# eCPM, a thousand times bid times pCTR, charges generalized second price per
-# click, never above the bid, and applies a reserve that I'd set from a measured
-# revenue and fill curve: on our market a \$10 reserve cost
+# our system that is a median of {glue:text}`idx_median` per request;
+# {glue:text}`score_say`. A light, user-aware model keeps the top
+# {glue:text}`sel_k` by bid times light pCTR, using only table lookups. The heavy
+# model predicts a calibrated pCTR at position 1 from features that come from one
+# function shared with training, with the position as a training feature. The
+# auction ranks by eCPM, a thousand times bid times pCTR, charges generalized second
+# price per click, never above the bid, and applies a reserve that I'd set from a
+# measured revenue and fill curve: on our market a \$10 reserve cost
 # {glue:text}`res_at10_loss` of revenue and kept an ad on
 # {glue:text}`res_at10_fill` of pages. Everything the platform knows about users
 # and ads it learns from its own logs."
