@@ -873,6 +873,12 @@ def bucket_of(ids: np.ndarray, buckets: int) -> np.ndarray:
     return (pd.util.hash_array(ids.astype(np.int64)) % np.uint64(buckets)).astype(np.int64)
 
 
+def share_colliding(ids: np.ndarray, buckets: int) -> float:
+    """Share of the ids whose bucket holds another id too."""
+    bucket = bucket_of(ids, buckets)
+    return float(np.mean(np.bincount(bucket)[bucket] > 1))
+
+
 def hashed(table: pd.DataFrame, buckets: int) -> pd.DataFrame:
     """The table with each id column replaced by its bucket."""
     out = table.copy()
@@ -894,8 +900,7 @@ live = np.unique(view.ads["campaign_id"].to_numpy()[view.active_ads(3)])
 exact_loss = logistic_loss(X2, X_day3_logged)
 hashing = pd.DataFrame({
     "live campaigns per bucket": [len(live) / b for b in BUCKETS],
-    "share sharing a bucket": [np.mean(np.bincount(bucket_of(live, b))[bucket_of(live, b)] > 1)
-                               for b in BUCKETS],
+    "share sharing a bucket": [share_colliding(live, b) for b in BUCKETS],
     "log loss vs exact ids (%)": [
         100 * (logistic_loss(hashed(X2, b), hashed(X_day3_logged, b)) / exact_loss - 1)
         for b in BUCKETS],
